@@ -1,0 +1,1 @@
+"""Convert checkpoints between the original's formats and HF transformers."""

@@ -1,0 +1,1 @@
+"""Text generation and the text-generation server."""

@@ -1,0 +1,1 @@
+"""Turn JSONL corpora into the original's .bin/.idx indexed datasets."""

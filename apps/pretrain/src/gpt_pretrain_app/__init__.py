@@ -1,0 +1,1 @@
+"""GPT pretraining: every flag of the original pretrain_gpt.py."""

@@ -1,0 +1,3 @@
+"""Process groups, parallelism, DDP, distributed optimizer, optimizers, LR/WD schedules, loss scaling."""
+
+__version__ = "0.1.0"
