@@ -1,0 +1,123 @@
+"""Flags owned by gpt-tokenizers: the tokenizer and the vocabulary padding.
+
+Each field is one flag of the original `pretrain_gpt.py` (same name, aliases, nargs, choices
+and default); the field name is the argparse dest. Generated once from tools/flags/original_flags.tsv,
+now maintained here; tests/pretrain/test_flags.py checks it against the original's flag table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from gpt_tokenizers.flagspec import (
+    NOT_IMPLEMENTED,
+    flag,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VocabPaddingConfig:
+    """The original's "network size" flags owned here."""
+
+    GROUP: ClassVar[str] = "network size"
+
+    make_vocab_size_divisible_by: int = flag(
+        128,
+        "--make-vocab-size-divisible-by",
+        type=int,
+        help="Pad the vocab size to be divisible by this value.This is added for computational efficieny reasons.",
+        status=NOT_IMPLEMENTED,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenizerFlags:
+    """The original's "tokenizer" flags owned here."""
+
+    GROUP: ClassVar[str] = "tokenizer"
+
+    vocab_size: int | None = flag(
+        None,
+        "--vocab-size",
+        type=int,
+        help="Size of vocab before EOD or padding.",
+        status=NOT_IMPLEMENTED,
+    )
+    padded_vocab_size: int | None = flag(
+        None,
+        "--padded-vocab-size",
+        type=int,
+        help="Vocabulary size of the model (padded to be divisible by tensor model parallel size). If not provided, it will be automatically calculated from vocab-size.",
+        status=NOT_IMPLEMENTED,
+    )
+    vocab_file: str | None = flag(
+        None, "--vocab-file", help="Path to the vocab file.", status=NOT_IMPLEMENTED
+    )
+    merge_file: str | None = flag(
+        None, "--merge-file", help="Path to the BPE merge file.", status=NOT_IMPLEMENTED
+    )
+    vocab_extra_ids: int = flag(
+        0,
+        "--vocab-extra-ids",
+        type=int,
+        help="Number of additional vocabulary tokens. They are used for span masking in the T5 model",
+        status=NOT_IMPLEMENTED,
+    )
+    tokenizer_type: str | None = flag(
+        None,
+        "--tokenizer-type",
+        choices=(
+            "BertWordPieceLowerCase",
+            "BertWordPieceCase",
+            "GPT2BPETokenizer",
+            "SentencePieceTokenizer",
+            "GPTSentencePieceTokenizer",
+            "HuggingFaceTokenizer",
+            "Llama2Tokenizer",
+            "TikTokenizer",
+            "MultimodalTokenizer",
+            "NullTokenizer",
+            "NullMultimodalTokenizer",
+            "SFTTokenizer",
+        ),
+        help="What type of tokenizer to use.",
+        status=NOT_IMPLEMENTED,
+    )
+    tokenizer_model: str | None = flag(
+        None, "--tokenizer-model", help="Sentencepiece tokenizer model.", status=NOT_IMPLEMENTED
+    )
+    tiktoken_pattern: str | None = flag(
+        None,
+        "--tiktoken-pattern",
+        help="Which tiktoken pattern to use. Options: [v1, v2]",
+        status=NOT_IMPLEMENTED,
+    )
+    tiktoken_num_special_tokens: int = flag(
+        1000,
+        "--tiktoken-num-special-tokens",
+        type=int,
+        help="Number of special tokens in tiktoken tokenizer",
+        status=NOT_IMPLEMENTED,
+    )
+    tiktoken_special_tokens: list[str] | None = flag(
+        None,
+        "--tiktoken-special-tokens",
+        nargs="+",
+        help='List of tiktoken special tokens, needs to have ["<unk>", "<s>", "</s>"]',
+        status=NOT_IMPLEMENTED,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SFTPromptConfig:
+    """The original's "sft" flags owned here."""
+
+    GROUP: ClassVar[str] = "sft"
+
+    sft_tokenizer_prompt_format: str = flag(
+        "nemotron-h-aligned",
+        "--sft-tokenizer-prompt-format",
+        help="SFT prompt format.",
+        status=NOT_IMPLEMENTED,
+    )
