@@ -83,20 +83,33 @@ def status_table(markdown: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def guard_flags(args: argparse.Namespace, cuda_available: bool, warn: callable = print) -> None:
-    """Refuse flags that cannot act here; warn about flags that mean nothing for GPT pretraining."""
-    for _cls, field, spec in iter_specs(flag_configs()):
+def guard_flags(args: argparse.Namespace, cuda_available: bool, warn=print) -> None:
+    """Refuse flags that cannot act here; warn about flags that mean nothing for GPT pretraining.
+
+    A deprecated spelling is judged by the flag it maps to.
+    """
+    specs = list(iter_specs(flag_configs()))
+    by_name = {spec.name: spec for _cls, _field, spec in specs}
+    for _cls, field, spec in specs:
         value = getattr(args, field.name)
-        if value == default_of(field) or spec.deprecated:
+        if value == default_of(field):
             continue
-        if spec.status == NOT_IMPLEMENTED:
-            raise ArgsError(f"{spec.name} is not implemented yet")
-        if spec.status == NEEDS_GPU:
+        judged = spec
+        if spec.deprecated:
+            if spec.deprecated not in by_name:
+                continue  # maps to nothing: validate_args warns that it is ignored
+            judged = by_name[spec.deprecated]
+        via = f" (via {spec.name})" if judged is not spec else ""
+        if judged.status == NOT_IMPLEMENTED:
+            raise ArgsError(f"{judged.name}{via} is not implemented yet")
+        if judged.status == NEEDS_GPU:
             if not cuda_available:
-                raise ArgsError(f"{spec.name} needs a GPU: {spec.reason}")
-            raise ArgsError(f"{spec.name} is not implemented yet (needs a GPU: {spec.reason})")
-        if spec.status == NO_EFFECT:
-            warn(f"warning: {spec.name} has no effect in GPT pretraining: {spec.reason}")
+                raise ArgsError(f"{judged.name}{via} needs a GPU: {judged.reason}")
+            raise ArgsError(
+                f"{judged.name}{via} is not implemented yet (needs a GPU: {judged.reason})"
+            )
+        if judged.status == NO_EFFECT:
+            warn(f"warning: {judged.name} has no effect in GPT pretraining: {judged.reason}")
 
 
 __all__ = ["EFFECTIVE", "NEEDS_GPU", "NO_EFFECT", "NOT_IMPLEMENTED", "guard_flags", "status_table"]

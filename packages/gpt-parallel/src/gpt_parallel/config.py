@@ -422,8 +422,8 @@ class LearningRateConfig:
         type=int,
         help="Old lr warmup argument, do not use. Use one of the-- lr-warmup-* arguments above",
         status=EFFECTIVE,
-        reason="deprecated: maps to --lr-warmup-fraction",
-        deprecated="--lr-warmup-fraction",
+        reason="deprecated: maps to --lr-warmup-iters",
+        deprecated="--lr-warmup-iters",
     )
     min_lr: float = flag(
         0.0,

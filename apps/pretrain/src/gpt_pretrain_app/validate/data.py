@@ -45,10 +45,11 @@ def resolve_data_sources(r: Resolution) -> None:
         else:
             for weight in a.data_path[0::2]:
                 try:
-                    require(
-                        float(weight) >= 0, f"--data-path: weight {weight} must not be negative"
-                    )
+                    value = float(weight)
                 except ValueError:
-                    require(
-                        False, f"--data-path: expected a weight before each prefix, got {weight!r}"
-                    )
+                    value = None
+                require(
+                    value is not None,
+                    f"--data-path: expected a weight before each prefix, got {weight!r}",
+                )
+                require(value >= 0, f"--data-path: weight {weight} must not be negative")

@@ -30,7 +30,8 @@ def map_deprecated_flags(r: Resolution) -> None:
             r, "--batch-size", "batch_size", "--micro-batch-size", "micro_batch_size", a.batch_size
         )
     if a.warmup is not None:
-        _move(r, "--warmup", "warmup", "--lr-warmup-fraction", "lr_warmup_fraction", a.warmup)
+        # An integer: the old spelling of a warmup length in iterations.
+        _move(r, "--warmup", "warmup", "--lr-warmup-iters", "lr_warmup_iters", a.warmup)
     if a.model_parallel_size is not None:
         _move(
             r,
@@ -77,7 +78,7 @@ def map_deprecated_flags(r: Resolution) -> None:
         a.add_position_embedding = True
         r.warn("warning: --no-position-embedding is deprecated, use --position-embedding-type none")
     for flag_name, dest in (
-        ("--use-mcore-models", "use_mcore_models"),
+        ("--use-mcore-models", "deprecated_use_mcore_models"),
         ("--no-async-tensor-model-parallel-allreduce", "async_tensor_model_parallel_allreduce"),
     ):
         value = getattr(a, dest)

@@ -39,9 +39,7 @@ def check_runtime(r: Resolution) -> None:
             "--profile-step-end must be after --profile-step-start",
         )
     if a.wandb_exp_name or a.wandb_save_dir:
-        require(
-            a.wandb_project is not None, "--wandb-exp-name/--wandb-save-dir need --wandb-project"
-        )
+        require(bool(a.wandb_project), "--wandb-exp-name/--wandb-save-dir need --wandb-project")
     if (
         a.log_timers_to_tensorboard
         or a.log_memory_to_tensorboard
