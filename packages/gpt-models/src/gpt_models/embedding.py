@@ -1,0 +1,109 @@
+"""Token (+ learned position) embeddings and the LM output layer.
+
+The embedding output is sequence-first ``[s, b, h]``, as everything inside the model, and goes
+through dropout with ``hidden_dropout``. The output layer computes logits over the padded
+vocabulary; when the weights are tied it borrows the word-embedding matrix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gpt_models.transformer_config import TransformerConfig
+
+
+class Embedding(nn.Module):
+    """A lookup table ``weight`` [num_embeddings, dim] (initialised by the model)."""
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.num_embeddings = num_embeddings
+        self.embedding_dim = embedding_dim
+        self.weight = nn.Parameter(
+            torch.empty(num_embeddings, embedding_dim, device=device, dtype=dtype)
+        )
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(ids, self.weight)
+
+
+class LanguageModelEmbedding(nn.Module):
+    """``word_embeddings`` (+ ``position_embeddings`` for learned_absolute), then dropout."""
+
+    def __init__(
+        self, config: TransformerConfig, *, device: torch.device | str | None = None
+    ) -> None:
+        super().__init__()
+        dtype = config.params_dtype
+        self.word_embeddings = Embedding(
+            config.padded_vocab_size, config.hidden_size, device=device, dtype=dtype
+        )
+        self.position_embeddings: Embedding | None = None
+        if config.position_embedding_type == "learned_absolute":
+            self.position_embeddings = Embedding(
+                config.max_position_embeddings, config.hidden_size, device=device, dtype=dtype
+            )
+        self.fp32_residual_connection = config.fp32_residual_connection
+        self.embedding_dropout = nn.Dropout(config.hidden_dropout)
+
+    def forward(
+        self, input_ids: torch.Tensor, position_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """[b, s] token ids (and positions) -> [s, b, h]."""
+        embeddings = self.word_embeddings(input_ids)
+        if self.position_embeddings is not None:
+            if position_ids is None:
+                position_ids = torch.arange(input_ids.shape[1], device=input_ids.device)[None]
+            embeddings = embeddings + self.position_embeddings(position_ids)
+        embeddings = embeddings.transpose(0, 1).contiguous()
+        if self.fp32_residual_connection:
+            embeddings = embeddings.float()
+        return self.embedding_dropout(embeddings)
+
+
+class OutputLayer(nn.Module):
+    """Logits = hidden @ W^T over the padded vocabulary; ``weight`` is None when tied."""
+
+    def __init__(
+        self,
+        config: TransformerConfig,
+        *,
+        own_weight: bool,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        self.weight: nn.Parameter | None = None
+        if own_weight:
+            self.weight = nn.Parameter(
+                torch.empty(
+                    config.padded_vocab_size,
+                    config.hidden_size,
+                    device=device,
+                    dtype=config.params_dtype,
+                )
+            )
+
+    def forward(self, hidden: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """[s, b, h] -> [s, b, V]; ``weight`` overrides the own weight (tied embeddings)."""
+        weight = self.weight if weight is None else weight
+        if weight is None:
+            raise ValueError("the output layer is tied but no embedding weight was passed")
+        return F.linear(hidden, weight)
+
+    def get_extra_state(self) -> Any:
+        """Nothing to store; the original writes ``output_layer._extra_state`` too."""
+        return None
+
+    def set_extra_state(self, state: Any) -> None:
+        """Accept the original's (empty) extra state."""

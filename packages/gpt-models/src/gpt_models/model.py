@@ -1,0 +1,135 @@
+"""The dense GPT model: embedding -> transformer layers -> final norm -> logits / loss.
+
+Inputs are batch-first ``[b, s]`` token ids; inside, activations are sequence-first
+``[s, b, h]`` as in the original. With ``labels`` the model returns the per-token
+cross-entropy ``[b, s]`` (fp32, over the padded vocabulary; the caller applies the loss mask),
+otherwise the logits ``[b, s, V]``.
+
+Parameter names are the original's local-spec names (``embedding.word_embeddings.weight``,
+``decoder.layers.{i}.self_attention.linear_qkv.weight``, ``decoder.layers.{i}.input_layernorm
+.weight``, ``output_layer.weight``, the ``_extra_state`` entries, ...), so a state dict from the
+original's ``--transformer-impl local`` checkpoints loads directly; ``original_names`` maps the
+Transformer Engine names. For pipeline parallelism a stage is built with ``pre_process`` /
+``post_process`` and the global ``layer_numbers`` it owns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from gpt_models.block import TransformerBlock
+from gpt_models.embedding import LanguageModelEmbedding, OutputLayer
+from gpt_models.init import initialize_gpt_parameters
+from gpt_models.provider import LocalProvider, provider_for
+from gpt_models.rotary import RotaryEmbedding
+from gpt_models.spec import LayerSpec, gpt_block_spec
+from gpt_models.transformer_config import TransformerConfig
+
+
+class GPTModel(nn.Module):
+    """Decoder-only transformer language model."""
+
+    def __init__(
+        self,
+        config: TransformerConfig,
+        *,
+        provider: LocalProvider | None = None,
+        specs: Sequence[LayerSpec] | None = None,
+        pre_process: bool = True,
+        post_process: bool = True,
+        layer_numbers: Sequence[int] | None = None,
+        device: torch.device | str | None = None,
+        init_generator: torch.Generator | None = None,
+    ) -> None:
+        """Build (and, unless on the meta device, initialise) the model.
+
+        ``specs`` defaults to ``gpt_block_spec(config)``; ``layer_numbers`` (global, 1-based)
+        to all layers; both are indexed by global layer number so a pipeline stage passes the
+        full spec list and its own numbers. ``init_generator`` None draws from torch's default
+        generator, as the original does after seeding it.
+        """
+        super().__init__()
+        self.config = config
+        self.provider = provider or provider_for(config)
+        self.pre_process = pre_process
+        self.post_process = post_process
+        all_specs = tuple(specs) if specs is not None else gpt_block_spec(config)
+        if len(all_specs) != config.num_layers:
+            raise ValueError(f"{len(all_specs)} layer specs for --num-layers {config.num_layers}")
+        numbers = list(layer_numbers or range(1, config.num_layers + 1))
+        self.share_embeddings_and_output_weights = config.share_embeddings_and_output_weights
+
+        self.embedding = LanguageModelEmbedding(config, device=device) if pre_process else None
+        self.rotary_pos_emb = RotaryEmbedding(config) if config.uses_rope else None
+        self.decoder = TransformerBlock(
+            config,
+            [all_specs[n - 1] for n in numbers],
+            self.provider,
+            numbers,
+            post_process=post_process,
+            device=device,
+        )
+        self.output_layer: OutputLayer | None = None
+        if post_process:
+            own_weight = not (pre_process and self.share_embeddings_and_output_weights)
+            self.output_layer = OutputLayer(config, own_weight=own_weight, device=device)
+        self._cross_entropy = self.provider.cross_entropy()
+
+        on_meta = any(p.is_meta for p in self.parameters())
+        if config.perform_initialization and not on_meta:
+            self.initialize_parameters(init_generator)
+
+    def initialize_parameters(self, generator: torch.Generator | None = None) -> None:
+        """(Re)draw all weights like the original's CPU initialisation."""
+        initialize_gpt_parameters(self, self.config, generator)
+
+    def output_weight(self) -> torch.Tensor | None:
+        """The matrix the output layer multiplies by (the word embeddings when tied)."""
+        if self.pre_process and self.share_embeddings_and_output_weights:
+            assert self.embedding is not None
+            return self.embedding.word_embeddings.weight
+        return None
+
+    def compute_language_model_loss(
+        self, labels: torch.Tensor, logits: torch.Tensor
+    ) -> torch.Tensor:
+        """labels [b, s], logits [s, b, V] -> per-token loss [b, s] (fp32 unless fp16 CE)."""
+        if not (self.config.fp16_lm_cross_entropy and logits.dtype == torch.float16):
+            logits = logits.float()
+        loss = self._cross_entropy(logits, labels.transpose(0, 1))
+        return loss.transpose(0, 1).contiguous()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None,
+        position_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        decoder_input: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Loss [b, s] with labels, logits [b, s, V] without; hidden [s, b, h] on a
+        stage without ``post_process``. ``attention_mask`` is a bool [b, 1, s, s] with
+        True = masked, or None for causal attention; ``decoder_input`` feeds a stage
+        without ``pre_process``."""
+        if self.pre_process:
+            if input_ids is None:
+                raise ValueError("the first stage needs input_ids")
+            hidden = self.embedding(input_ids, position_ids)
+        elif decoder_input is not None:
+            hidden = decoder_input
+        else:
+            raise ValueError("a stage without pre_process needs decoder_input")
+        rotary = None
+        if self.rotary_pos_emb is not None:
+            rotary = self.rotary_pos_emb(hidden.shape[0], hidden.device, self.config.params_dtype)
+        hidden = self.decoder(hidden, attention_mask, rotary)
+        if not self.post_process:
+            return hidden
+        assert self.output_layer is not None
+        logits = self.output_layer(hidden, self.output_weight())
+        if labels is None:
+            return logits.transpose(0, 1).contiguous()
+        return self.compute_language_model_loss(labels, logits)

@@ -1,0 +1,91 @@
+"""State-dict names of the original's GPT model: local spec (ours) and Transformer Engine spec.
+
+Our modules carry the original's ``--transformer-impl local`` names. The Transformer Engine
+spec fuses each pre-norm into the following linear layer, so its checkpoints say
+``self_attention.linear_qkv.layer_norm_{weight,bias}`` for ``input_layernorm.{weight,bias}``
+and ``mlp.linear_fc1.layer_norm_{weight,bias}`` for ``pre_mlp_layernorm.{weight,bias}``, and
+TE's attention module adds ``self_attention.core_attention._extra_state``. The functions here
+convert between the two and load either into a ``GPTModel``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+_LAYER = re.compile(r"^(?P<prefix>.*decoder\.layers\.\d+\.)(?P<rest>.+)$")
+_LOCAL_TO_TE = (
+    ("input_layernorm.", "self_attention.linear_qkv.layer_norm_"),
+    ("pre_mlp_layernorm.", "mlp.linear_fc1.layer_norm_"),
+)
+_TE_ONLY_EXTRA_STATE = "self_attention.core_attention._extra_state"
+EXTRA_STATE_SUFFIX = "._extra_state"
+
+
+def _rename_layer_key(key: str, pairs: tuple[tuple[str, str], ...]) -> str:
+    match = _LAYER.match(key)
+    if not match:
+        return key
+    rest = match["rest"]
+    for old, new in pairs:
+        if rest.startswith(old):
+            return match["prefix"] + new + rest[len(old) :]
+    return key
+
+
+def uses_te_names(state_dict: Mapping[str, Any]) -> bool:
+    """Whether a state dict carries the Transformer Engine spec's fused-norm names."""
+    return any(".layer_norm_weight" in key for key in state_dict)
+
+
+def to_te_names(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """Local-spec names -> Transformer Engine names (adds TE's attention ``_extra_state``)."""
+    out: dict[str, Any] = {}
+    layer_prefixes: list[str] = []
+    for key, value in state_dict.items():
+        match = _LAYER.match(key)
+        if match and match["prefix"] not in layer_prefixes:
+            layer_prefixes.append(match["prefix"])
+        out[_rename_layer_key(key, _LOCAL_TO_TE)] = value
+    for prefix in layer_prefixes:
+        out.setdefault(prefix + _TE_ONLY_EXTRA_STATE, None)
+    return out
+
+
+def from_te_names(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """Transformer Engine names -> local-spec names (drops TE-only ``_extra_state``)."""
+    inverse = tuple((new, old) for old, new in _LOCAL_TO_TE)
+    return {
+        _rename_layer_key(key, inverse): value
+        for key, value in state_dict.items()
+        if not key.endswith(_TE_ONLY_EXTRA_STATE)
+    }
+
+
+def to_local_names(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """Either naming -> our (local-spec) naming."""
+    return from_te_names(state_dict) if uses_te_names(state_dict) else dict(state_dict)
+
+
+def load_original_state_dict(
+    model: nn.Module, state_dict: Mapping[str, Any], *, strict: bool = True
+) -> None:
+    """Load an original model state dict (local or TE names) into our model.
+
+    ``_extra_state`` entries are matched leniently: ones our model does not have are dropped,
+    missing ones are filled with None. Every weight must match when ``strict``.
+    """
+    wanted = model.state_dict(keep_vars=True)
+    sd = to_local_names(state_dict)
+    sd = {k: v for k, v in sd.items() if not k.endswith(EXTRA_STATE_SUFFIX) or k in wanted}
+    for key in wanted:
+        if key.endswith(EXTRA_STATE_SUFFIX):
+            sd.setdefault(key, None)
+    result = model.load_state_dict(sd, strict=strict)
+    if not strict:
+        return
+    if result.missing_keys or result.unexpected_keys:  # pragma: no cover - strict raises first
+        raise KeyError(f"state dict mismatch: {result}")

@@ -1,0 +1,185 @@
+"""Each fused kernel: the compiled variant equals its plain reference (values and gradients),
+and the references compute what the original computes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from gpt_models.kernels import activations
+from gpt_models.kernels.bias_dropout_add import (
+    bias_dropout_add_fused,
+    bias_dropout_add_reference,
+)
+from gpt_models.kernels.compiled import (
+    COMPILE_CPU_ENV,
+    NO_COMPILE_ENV,
+    Compiled,
+    compile_disabled,
+)
+from gpt_models.kernels.cross_entropy import cross_entropy_fused, cross_entropy_reference
+from gpt_models.kernels.rope import apply_rope_fused, apply_rope_reference, rotate_half
+from gpt_models.kernels.softmax import (
+    MASK_FILL_VALUE,
+    causal_mask,
+    scale_mask_softmax_fused,
+    scale_mask_softmax_reference,
+)
+
+ATOL = 1e-6
+
+
+def _all_kernels(x, bias, residual, scores, mask, t, cos, sin, logits, target):
+    """Every fused kernel's reference on one set of inputs (one graph for inductor)."""
+    return (
+        activations.bias_gelu_reference(x, bias),
+        activations.bias_swiglu_reference(x, bias),
+        bias_dropout_add_reference(x, bias, residual, 0.0, True),
+        scale_mask_softmax_reference(scores, mask, 2.0, True),
+        apply_rope_reference(t, cos, sin, False),
+        apply_rope_reference(t, cos, sin, True),
+        cross_entropy_reference(logits, target),
+    )
+
+
+def test_inductor_compiled_kernels_equal_their_references_with_gradients() -> None:
+    torch.manual_seed(0)
+    s, b, h = 8, 2, 32
+    angles = torch.rand(s, 1, 1, 12) * 6  # rotary_percent 0.75: 4 pass-through channels
+    floats = [
+        torch.randn(s, b, h),
+        torch.randn(h),
+        torch.randn(s, b, h),
+        torch.randn(b, 4, s, s),
+        torch.randn(s, b, 4, 16),
+        torch.randn(s, b, 100) * 3,
+    ]
+    fixed = {
+        "mask": causal_mask(s, s, "cpu"),
+        "cos": angles.cos(),
+        "sin": angles.sin(),
+        "target": torch.randint(0, 100, (s, b)),
+    }
+
+    def run(fn):
+        leaves = [t.clone().requires_grad_() for t in floats]
+        x, bias, residual, scores, t, logits = leaves
+        outs = fn(x, bias, residual, scores, fixed["mask"], t, fixed["cos"], fixed["sin"],
+                  logits, fixed["target"])  # fmt: skip
+        torch.manual_seed(1)
+        sum(((o * torch.randn_like(o)).sum() for o in outs), torch.zeros(())).backward()
+        return outs, [leaf.grad for leaf in leaves]
+
+    eager_out, eager_grads = run(_all_kernels)
+    compiled_out, compiled_grads = run(torch.compile(_all_kernels, dynamic=False))
+    for got, want in zip(compiled_out + tuple(compiled_grads), eager_out + tuple(eager_grads)):
+        torch.testing.assert_close(got, want, atol=ATOL, rtol=1e-6)
+
+
+def test_fused_names_wrap_their_references() -> None:
+    pairs = [
+        (activations.bias_gelu_fused, activations.bias_gelu_reference),
+        (activations.bias_swiglu_fused, activations.bias_swiglu_reference),
+        (bias_dropout_add_fused, bias_dropout_add_reference),
+        (scale_mask_softmax_fused, scale_mask_softmax_reference),
+        (apply_rope_fused, apply_rope_reference),
+        (cross_entropy_fused, cross_entropy_reference),
+    ]
+    for fused, reference in pairs:
+        assert isinstance(fused, Compiled) and fused.fn is reference
+
+
+def test_compiled_wrapper_compiles_once_where_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    compiles = []
+
+    def fake_compile(fn, dynamic=None):
+        compiles.append(dynamic)
+        return lambda *a, **k: fn(*a, **k) * 10  # recognisable "compiled" result
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    wrapped = Compiled(lambda x: x + 1)
+    x = torch.zeros(2)
+    assert compile_disabled()  # the suite default: eager everywhere
+    assert torch.equal(wrapped(x), torch.ones(2)) and not compiles
+    monkeypatch.delenv(NO_COMPILE_ENV)
+    monkeypatch.delenv(COMPILE_CPU_ENV, raising=False)
+    assert torch.equal(wrapped(x), torch.ones(2)) and not compiles  # CPU: eager unless asked
+    monkeypatch.setenv(COMPILE_CPU_ENV, "1")
+    assert torch.equal(wrapped(x), torch.full((2,), 10.0))
+    assert torch.equal(wrapped(x), torch.full((2,), 10.0))
+    assert compiles == [False]  # compiled once, with static shapes
+
+
+def test_fused_bias_gelu_is_the_tanh_approximation_like_the_original() -> None:
+    x = torch.linspace(-4, 4, 101)
+    zero = torch.zeros(())
+    tanh_gelu = F.gelu(x, approximate="tanh")
+    fused = activations.bias_gelu_reference(x, zero)
+    torch.testing.assert_close(fused, tanh_gelu, atol=1e-6, rtol=0)
+    assert (fused - F.gelu(x)).abs().max() > 1e-4  # not the exact erf GeLU
+
+
+def test_openai_gelu_equals_gpt2_gelu_new() -> None:
+    from transformers.activations import NewGELUActivation
+
+    x = torch.randn(1000) * 3
+    torch.testing.assert_close(activations.openai_gelu(x), NewGELUActivation()(x))
+
+
+def test_swiglu_is_silu_of_first_half_times_second_half() -> None:
+    x = torch.randn(3, 10)
+    expected = F.silu(x[:, :5]) * x[:, 5:]
+    torch.testing.assert_close(activations.bias_swiglu_reference(x, None), expected)
+    torch.testing.assert_close(activations.squared_relu(x), F.relu(x) ** 2)
+
+
+def test_bias_dropout_add_drops_then_adds_the_residual() -> None:
+    torch.manual_seed(0)
+    x, bias, residual = torch.randn(1000), torch.randn(1000), torch.randn(1000)
+    out = bias_dropout_add_reference(x, bias, residual, 0.5, True)
+    kept = out != residual
+    torch.testing.assert_close(out[kept], residual[kept] + 2 * (x + bias)[kept])
+    assert 0.4 < kept.float().mean() < 0.6
+    eval_out = bias_dropout_add_reference(x, bias, residual, 0.5, False)
+    torch.testing.assert_close(eval_out, residual + x + bias)
+
+
+def test_masked_softmax_fills_minus_10000_and_keeps_input_dtype() -> None:
+    scores = torch.randn(1, 1, 3, 3, dtype=torch.bfloat16)
+    mask = torch.ones(1, 1, 3, 3, dtype=torch.bool)
+    probs = scale_mask_softmax_reference(scores, mask, None, True)
+    assert probs.dtype == torch.bfloat16
+    # All masked: every score becomes -10000, so the row is uniform instead of NaN.
+    torch.testing.assert_close(probs.float(), torch.full((1, 1, 3, 3), 1 / 3), atol=1e-3, rtol=0)
+    assert MASK_FILL_VALUE == -10000.0
+    causal = scale_mask_softmax_reference(
+        torch.randn(1, 2, 4, 4), causal_mask(4, 4, "cpu"), 1.0, False
+    )
+    assert torch.all(causal.triu(1) == 0)
+
+
+def test_rotate_half_and_interleaved_agree_after_permuting_channels() -> None:
+    torch.manual_seed(0)
+    t = torch.randn(5, 1, 2, 8)
+    freqs = torch.rand(5, 4) * 3
+    half_cos = torch.cat((freqs, freqs), -1).cos()[:, None, None]
+    half_sin = torch.cat((freqs, freqs), -1).sin()[:, None, None]
+    inter = torch.stack((freqs, freqs), -1).flatten(-2)
+    perm = torch.tensor([0, 4, 1, 5, 2, 6, 3, 7])  # half layout -> interleaved layout
+    out_half = apply_rope_reference(t, half_cos, half_sin, False)
+    out_inter = apply_rope_reference(
+        t[..., perm], inter.cos()[:, None, None], inter.sin()[:, None, None], True
+    )
+    torch.testing.assert_close(out_inter, out_half[..., perm])
+    assert torch.equal(
+        rotate_half(torch.tensor([1.0, 2, 3, 4]), False), torch.tensor([-3.0, -4, 1, 2])
+    )
+    assert torch.equal(
+        rotate_half(torch.tensor([1.0, 2, 3, 4]), True), torch.tensor([-2.0, 1, -4, 3])
+    )
+
+
+def test_cross_entropy_reference_equals_torch_cross_entropy() -> None:
+    logits, target = torch.randn(6, 50) * 4, torch.randint(0, 50, (6,))
+    expected = F.cross_entropy(logits, target, reduction="none")
+    torch.testing.assert_close(cross_entropy_reference(logits, target), expected)
