@@ -175,3 +175,48 @@ def test_rank_zero_builds_and_other_ranks_read_its_caches(make_corpus, tmp_path)
         assert not any(child.built_anew_on_cache_miss for child in one.datasets)
         np.testing.assert_array_equal(zero.dataset_index, one.dataset_index)
         assert zero[3]["tokens"].tolist() == one[3]["tokens"].tolist()
+
+
+def test_builder_threads_build_the_same_blend(make_corpus, tmp_path, monkeypatch) -> None:
+    from gpt_data import builder as builder_module
+
+    prefixes = [make_corpus(name, [20] * 30, first_token=i * 50) for i, name in enumerate("abc")]
+    pools: list[int] = []
+    real_pool = builder_module.ThreadPoolExecutor
+
+    def recording_pool(max_workers: int):
+        pools.append(max_workers)
+        return real_pool(max_workers=max_workers)
+
+    monkeypatch.setattr(builder_module, "ThreadPoolExecutor", recording_pool)
+    built = []
+    for threads in (1, 3):
+        cfg = corpus_config(
+            tmp_path,
+            blend=(prefixes, [0.2, 0.3, 0.5]),
+            split="90,10,0",
+            num_dataset_builder_threads=threads,
+            path_to_cache=str(tmp_path / f"cache{threads}"),
+        )
+        built.append(
+            BlendedMegatronDatasetBuilder(GPTDataset, [40, 8, 0], lambda: True, cfg).build()
+        )
+    assert pools == [1, 3]
+    for one, three in zip(built[0][:2], built[1][:2]):
+        np.testing.assert_array_equal(one.dataset_index, three.dataset_index)
+        assert [d.dataset_path for d in one.datasets] == prefixes
+        for a, b in zip(one.datasets, three.datasets):
+            np.testing.assert_array_equal(a.shuffle_index, b.shuffle_index)
+        assert one[5]["tokens"].tolist() == three[5]["tokens"].tolist()
+
+
+def test_a_missing_prefix_in_a_blend_stops_with_its_name(make_corpus, tmp_path) -> None:
+    from gpt_data.indexed_dataset import IndexedDatasetError
+
+    a = make_corpus("a", [20] * 10)
+    missing = str(tmp_path / "not_there")
+    cfg = corpus_config(tmp_path, blend=([a, missing], [0.5, 0.5]), split="100,0,0")
+    with pytest.raises(
+        IndexedDatasetError, match=f"^indexed dataset file not found: {missing}.idx$"
+    ):
+        BlendedMegatronDatasetBuilder(GPTDataset, [10, 0, 0], lambda: True, cfg).build()

@@ -76,18 +76,18 @@ def test_index_arrays_and_cache_names_equal_the_golden_cache(
 
 def test_eight_sample_request_names_its_own_cache_entry(golden, golden_corpus: str) -> None:
     train, _, _ = build(golden, golden_config(golden.args, LEGACY_NULL_TOKENIZER), sizes=(8, 0, 0))
-    assert train.unique_description_hash == "c44460bb404fe43fd8341b73f84d5d6a"
-    np.testing.assert_array_equal(
-        train.shuffle_index,
-        np.load(
-            golden.cache / "c44460bb404fe43fd8341b73f84d5d6a-GPTDataset-train-shuffle_index.npy"
-        ),
-    )
+    stem = "c44460bb404fe43fd8341b73f84d5d6a-GPTDataset-train"
+    assert train.unique_description_hash == stem.split("-")[0]
+    assert train.unique_description == (golden.cache / f"{stem}-description.txt").read_text()
+    for name in ("document_index", "sample_index", "shuffle_index"):
+        expected = np.load(golden.cache / f"{stem}-{name}.npy")
+        assert getattr(train, name).dtype == expected.dtype
+        np.testing.assert_array_equal(getattr(train, name), expected)
 
 
-@pytest.mark.parametrize("mmap_bin_files", [True, False])
+@pytest.mark.parametrize(("mmap_bin_files", "num_workers"), [(True, 0), (False, 0), (True, 2)])
 def test_first_global_batch_equals_the_originals(
-    golden, golden_corpus: str, mmap_bin_files: bool
+    golden, golden_corpus: str, mmap_bin_files: bool, num_workers: int
 ) -> None:
     args = golden.args
     config = golden_config(args, LEGACY_NULL_TOKENIZER, mmap_bin_files=mmap_bin_files)
@@ -99,7 +99,7 @@ def test_first_global_batch_equals_the_originals(
         micro_batch_size=int(args["--micro-batch-size"]),
         data_parallel_rank=0,
         data_parallel_size=1,
-        num_workers=0,
+        num_workers=num_workers,
     )
     batches = iter(loader)
     micro = [

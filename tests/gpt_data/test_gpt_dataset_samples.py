@@ -143,3 +143,57 @@ def test_mask_and_loss_edits_do_not_leak_between_samples(make_corpus, tmp_path) 
     dataset = dataset_over(make_corpus("c", [9, 9, 9]), config(tmp_path), 2)
     dataset[None]
     assert dataset[0]["loss_mask"].sum() == 8
+
+
+@pytest.mark.parametrize(("num_samples", "separate"), [(14, True), (21, False)])
+def test_two_epoch_indices_worked_by_hand(
+    make_corpus, tmp_path, num_samples: int, separate: bool
+) -> None:
+    # 5 documents of 10 tokens: T = 50 per epoch, S = 4, so 12 samples fit one epoch
+    # ((50 - 1) // 4). n * 4 + 1 > 50 needs E = 2 epochs, 12 samples before the last one.
+    # n = 14 takes 2 from the last epoch, fewer than int(0.8 * 12) = 9: shuffled on its own;
+    # n = 21 takes 9, not fewer: both epochs are shuffled together.
+    dataset = dataset_over(
+        make_corpus("c", [10] * 5), config(tmp_path, random_seed=5, sequence_length=4), num_samples
+    )
+    random_state = np.random.RandomState(5)
+    if separate:
+        first, last = np.arange(5, dtype=np.int32), np.arange(5, dtype=np.int32)
+        random_state.shuffle(first)
+        random_state.shuffle(last)
+        documents = np.concatenate((first, last))
+        before, after = np.arange(12, dtype=np.uint32), np.arange(12, 24, dtype=np.uint32)
+        random_state.shuffle(before)
+        random_state.shuffle(after)
+        shuffle = np.concatenate((before, after))
+    else:
+        documents = np.tile(np.arange(5, dtype=np.int32), 2)
+        random_state.shuffle(documents)
+        shuffle = np.arange(24, dtype=np.uint32)
+        random_state.shuffle(shuffle)
+    np.testing.assert_array_equal(dataset.document_index, documents)
+    np.testing.assert_array_equal(dataset.shuffle_index, shuffle)
+    # (100 - 1) // 4 = 24 samples; sample j starts at flat token 4j: document 4j // 10, offset
+    # 4j % 10, and ends at 4j + 4, the first token of sample j + 1.
+    assert dataset.sample_index[:6].tolist() == [[0, 0], [0, 4], [0, 8], [1, 2], [1, 6], [2, 0]]
+    assert dataset.sample_index.tolist() == [[4 * j // 10, 4 * j % 10] for j in range(25)]
+    stream = flat_stream(dataset)
+    for i in (0, 11, 12, 23):
+        j = int(shuffle[i])
+        assert dataset[i]["tokens"].tolist() == stream[4 * j : 4 * j + 4].tolist()
+        assert dataset[i]["labels"].tolist() == stream[4 * j + 1 : 4 * j + 5].tolist()
+
+
+def test_reset_attention_mask_reaches_the_dataset_sample(make_corpus, tmp_path) -> None:
+    cfg = config(tmp_path, reset_attention_mask=True, reset_position_ids=True)
+    dataset = dataset_over(make_corpus("c", [3, 3, 3, 3, 3, 3]), cfg, 2)
+    sample = dataset[0]
+    tokens = sample["tokens"]
+    expected, _, positions = get_ltor_masks_and_position_ids(tokens, EOD, True, True, False, True)
+    assert bool((tokens == EOD).any())  # documents of 3 tokens: every window crosses an EOD
+    assert torch.equal(sample["attention_mask"], expected)
+    assert torch.equal(sample["position_ids"], positions)
+    first_eod = int((tokens == EOD).nonzero()[0])
+    if first_eod + 1 < 8:
+        assert bool(sample["attention_mask"][0, first_eod + 1, : first_eod + 1].all())
+    assert sample["loss_mask"].sum() == 8  # eod_mask_loss is off

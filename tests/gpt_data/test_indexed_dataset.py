@@ -192,6 +192,16 @@ def test_document_whose_lengths_do_not_sum_to_its_tokens_is_rejected(tmp_path: P
             ),
             "dtype code 9",
         ),
+        (
+            lambda idx, bin_: idx.write_bytes(
+                idx.read_bytes()[:54] + struct.pack("<q", 2) + idx.read_bytes()[62:]
+            ),
+            "first sequence starts at byte 2",
+        ),
+        (
+            lambda idx, bin_: idx.write_bytes(idx.read_bytes()[:-8] + struct.pack("<q", 4)),
+            "document indices run from 0 to 4, expected 0 to 5",
+        ),
         (lambda idx, bin_: idx.unlink(), "not found"),
         (lambda idx, bin_: bin_.unlink(), "not found"),
     ],

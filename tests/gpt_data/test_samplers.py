@@ -129,3 +129,35 @@ def test_data_loader_types() -> None:
         )
         is None
     )
+
+
+def test_full_validation_reads_the_whole_set_from_the_start() -> None:
+    loader = build_pretraining_data_loader(
+        list(range(7)),
+        4,  # consumed validation samples are ignored: every round sees the whole set
+        dataloader_type="single",
+        micro_batch_size=2,
+        data_parallel_rank=1,
+        data_parallel_size=2,
+        num_workers=0,
+        full_validation=True,
+    )
+    assert [b.tolist() for b in loader] == [[2, 3]]
+
+
+def test_worker_processes_give_the_same_batches_as_the_main_process() -> None:
+    dataset = [torch.tensor([i, i * i]) for i in range(12)]
+    batches = {}
+    for workers in (0, 2):
+        loader = build_pretraining_data_loader(
+            dataset,
+            2,
+            dataloader_type="cyclic",
+            micro_batch_size=2,
+            data_parallel_rank=0,
+            data_parallel_size=1,
+            num_workers=workers,
+        )
+        assert loader.num_workers == workers
+        batches[workers] = [b.tolist() for b in loader]
+    assert batches[0] == batches[2] and len(batches[0]) == 5

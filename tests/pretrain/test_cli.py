@@ -91,8 +91,10 @@ def test_a_flag_without_meaning_for_gpt_warns_once():
 
 
 def test_a_deprecated_flag_is_judged_by_its_replacement():
-    with pytest.raises(ArgsError, match=r"--ckpt-format \(via --dist-ckpt-format\)"):
-        guard_flags(parse_args(["--dist-ckpt-format", "zarr"]), cuda_available=False)
+    with pytest.raises(
+        ArgsError, match=r"--tensor-model-parallel-size \(via --model-parallel-size\)"
+    ):
+        guard_flags(parse_args(["--model-parallel-size", "2"]), cuda_available=False)
 
 
 def test_main_prints_one_error_line_and_exits_2(capsys):

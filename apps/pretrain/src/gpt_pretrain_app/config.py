@@ -56,21 +56,21 @@ class TrainingLoopConfig:
         "--no-check-for-nan-in-loss-and-grad",
         action="store_false",
         help="Check for NaNs in loss and grad",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     check_for_spiky_loss: bool = flag(
         False,
         "--check-for-spiky-loss",
         action="store_true",
         help="Check for spiky loss",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     check_for_large_grads: bool = flag(
         False,
         "--check-for-large-grads",
         action="store_true",
         help="Check for unexpectedly large grads",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     profile: bool = flag(
         False,
@@ -143,21 +143,21 @@ class TrainingLoopConfig:
         type=int,
         choices=(0, 1, 2),
         help="Call torch.cuda.empty_cache() each iteration (training and eval), to reduce fragmentation.0=off, 1=moderate, 2=aggressive.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     deterministic_mode: bool = flag(
         False,
         "--deterministic-mode",
         action="store_true",
         help="Choose code that has deterministic execution. This usually means slower execution, but is good for debugging and testing.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     calculate_per_token_loss: bool = flag(
         False,
         "--calculate-per-token-loss",
         action="store_true",
         help="Scale cross entropy loss by the number of non-padded tokens in the global batch, versus the default behavior of assuming all tokens are non-padded.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     train_sync_interval: int | None = flag(
         None,
@@ -171,35 +171,35 @@ class TrainingLoopConfig:
         "--train-iters",
         type=int,
         help="Total number of iterations to train over all training runs. Note that either train-iters or train-samples should be provided.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     train_samples: int | None = flag(
         None,
         "--train-samples",
         type=int,
         help="Total number of samples to train over all training runs. Note that either train-iters or train-samples should be provided.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     log_interval: int = flag(
         100,
         "--log-interval",
         type=int,
         help="Report loss and timing interval.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     exit_interval: int | None = flag(
         None,
         "--exit-interval",
         type=int,
         help="Exit the program after the iteration is divisible by this value.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     exit_duration_in_mins: int | None = flag(
         None,
         "--exit-duration-in-mins",
         type=int,
         help="Exit the program after this many minutes.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     exit_signal_handler: bool = flag(
         False,
@@ -212,28 +212,28 @@ class TrainingLoopConfig:
         None,
         "--tensorboard-dir",
         help="Write TensorBoard logs to this directory.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     manual_gc: bool = flag(
         False,
         "--manual-gc",
         action="store_true",
         help="Disable the threshold-based default garbage collector and trigger the garbage collection manually. Manual garbage collection helps to align the timing of the collection across ranks which mitigates the impact of CPU-associated jitters. When the manual gc is enabled, garbage collection is performed only at the start and the end of the validation routine by default.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     manual_gc_interval: int = flag(
         0,
         "--manual-gc-interval",
         type=int,
         help="Training step interval to trigger manual garbage collection. When the value is set to 0, garbage collection is not triggered between training steps.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     manual_gc_eval: bool = flag(
         True,
         "--no-manual-gc-eval",
         action="store_false",
         help="When using manual garbage collection, disable garbage collection at the start and the end of each evaluation run.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
 
 
@@ -248,14 +248,14 @@ class EvaluationConfig:
         "--eval-iters",
         type=int,
         help="Number of iterations to run for evaluationvalidation/test for.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     eval_interval: int = flag(
         1000,
         "--eval-interval",
         type=int,
         help="Interval between running evaluation on validation set.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     test_mode: bool = flag(
         False,
@@ -269,7 +269,7 @@ class EvaluationConfig:
         "--skip-train",
         action="store_true",
         help="If set, bypass the training loop, optionally do evaluation for validation/test, and exit.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
 
 
@@ -687,21 +687,21 @@ class LoggingConfig:
         "--log-params-norm",
         action="store_true",
         help="If set, calculate and log parameters norm.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     log_num_zeros_in_grad: bool = flag(
         False,
         "--log-num-zeros-in-grad",
         action="store_true",
         help="If set, calculate and log the number of zeros in gradient.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     log_throughput: bool = flag(
         False,
         "--log-throughput",
         action="store_true",
         help="If set, calculate and log throughput per GPU.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     log_progress: bool = flag(
         False,
@@ -716,7 +716,7 @@ class LoggingConfig:
         type=int,
         choices=(0, 1, 2),
         help="Granularity level to measure and report timing. 0: report only iteration time and make sure timing does not introduce extra overhead. 1: report timing for operations that are executed very limited times (basically once) during each iteration (such as gradient all-reduce) 2: report timing for operations that migh be executed numerous times during each iteration. Note that setting the level to 1 or 2 might cause increase in iteration time.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     log_energy: bool = flag(
         False,
@@ -731,81 +731,81 @@ class LoggingConfig:
         "--no-barrier-with-level-1-timing",
         action="store_false",
         help="If not set, use barrier with level 1 time measurements. Note that this is up to the user to make sure calling barrier with their timers will not result in hangs. This can happen if for example the user adds a level 1 timer that is not called by all ranks.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     timing_log_option: str = flag(
         "minmax",
         "--timing-log-option",
         choices=("max", "minmax", "all"),
         help="Options for logging timing: max: report the max timing across all ranks minmax: report min and max timings across all ranks all: report timings of all ranks.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     tensorboard_log_interval: int = flag(
         1,
         "--tensorboard-log-interval",
         type=int,
         help="Report to tensorboard interval.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     tensorboard_queue_size: int = flag(
         1000,
         "--tensorboard-queue-size",
         type=int,
         help='Size of the tensorboard queue for pending events and summaries before one of the "add" calls forces a flush to disk.',
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     log_timers_to_tensorboard: bool = flag(
         False,
         "--log-timers-to-tensorboard",
         action="store_true",
         help="If set, write timers to tensorboard.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     log_loss_scale_to_tensorboard: bool = flag(
         True,
         "--no-log-loss-scale-to-tensorboard",
         action="store_false",
         help="Disable loss-scale logging to tensorboard.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     log_validation_ppl_to_tensorboard: bool = flag(
         False,
         "--log-validation-ppl-to-tensorboard",
         action="store_true",
         help="If set, write validation perplexity to tensorboard.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     log_memory_to_tensorboard: bool = flag(
         False,
         "--log-memory-to-tensorboard",
         action="store_true",
         help="Enable memory logging to tensorboard.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     log_world_size_to_tensorboard: bool = flag(
         False,
         "--log-world-size-to-tensorboard",
         action="store_true",
         help="Enable world size logging to tensorboard.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     wandb_project: str = flag(
         "",
         "--wandb-project",
         help="The wandb project name. Ignore wandb by default.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     wandb_exp_name: str = flag(
-        "", "--wandb-exp-name", help="The wandb experiment name.", status=NOT_IMPLEMENTED
+        "", "--wandb-exp-name", help="The wandb experiment name.", status=EFFECTIVE
     )
     wandb_save_dir: str = flag(
         "",
         "--wandb-save-dir",
         help="Path to save the wandb results locally.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     logging_level: int | None = flag(
-        None, "--logging-level", type=int, help="Set default logging level", status=NOT_IMPLEMENTED
+        None, "--logging-level", type=int, help="Set default logging level", status=EFFECTIVE
     )
 
 

@@ -10,6 +10,7 @@ whose sampler resumes from the consumed samples, and the iterators the loop pull
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ from gpt_data.gpt_dataset import GPTDataset
 from gpt_data.mock_dataset import MockGPTDataset
 from gpt_data.samplers import build_pretraining_data_loader
 from gpt_data.sft_dataset import SFTDataset, SFTDatasetConfig
+from gpt_data.token_check import check_token_ids, indexed_datasets_of
 from gpt_parallel.microbatches import train_iters_for_samples
 
 Log = Callable[[str], None]
@@ -179,9 +181,29 @@ def build_datasets(
         barrier=barrier,
     )
     train, valid, test = builder.build()
+    valid = valid if isinstance(valid, list) else [valid]
+    if is_build_rank and not args.mock_data and not args.sft:
+        check_vocabulary(train, valid, test, tokenizer.vocab_size)
     if log:
         log("> finished creating GPT datasets ...")
-    return train, (valid if isinstance(valid, list) else [valid]), test
+    return train, valid, test
+
+
+TOKEN_SCAN_LIMIT_BYTES = 16 << 30
+"""Corpora up to this size are scanned for out-of-vocabulary ids before training (about 5 s);
+larger ones are checked batch by batch as they are read (see train_step.next_batch)."""
+
+
+def check_vocabulary(train: Any, valid: list[Any], test: Any, vocab_size: int) -> None:
+    """Stop with one line naming the `.bin` file when a token id is >= the tokenizer's vocabulary."""
+    datasets = [d for d in [train, *valid, test] if d is not None]
+    files = {
+        os.path.realpath(indexed.path_prefix + ".bin"): indexed
+        for indexed in indexed_datasets_of(datasets)
+    }
+    total = sum(os.path.getsize(path) for path in files)
+    if total <= TOKEN_SCAN_LIMIT_BYTES:
+        check_token_ids(list(files.values()), vocab_size)
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:

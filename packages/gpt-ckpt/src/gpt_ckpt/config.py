@@ -56,14 +56,14 @@ class CheckpointingConfig:
         status=NOT_IMPLEMENTED,
     )
     load: str | None = flag(
-        None, "--load", help="Directory containing a model checkpoint.", status=NOT_IMPLEMENTED
+        None, "--load", help="Directory containing a model checkpoint.", status=EFFECTIVE
     )
     no_load_optim: bool | None = flag(
         None,
         "--no-load-optim",
         action="store_true",
         help="Do not load optimizer when loading checkpoint.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     load_main_params_from_ckpt: bool | None = flag(
         None,
@@ -77,7 +77,7 @@ class CheckpointingConfig:
         "--no-load-rng",
         action="store_true",
         help="Do not load rng state when loading checkpoint.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     strict_fsdp_dtensor_load: bool = flag(
         True,
@@ -124,7 +124,7 @@ class CheckpointingConfig:
         "--finetune",
         action="store_true",
         help="Load model for finetuning. Do not load optimizer or rng state from checkpoint and set iteration to 0. Assumed when loading a release checkpoint.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     pretrained_checkpoint: str | None = flag(
         None,
@@ -144,7 +144,7 @@ class CheckpointingConfig:
         "--no-initialization",
         action="store_false",
         help="Do not perform initialization when building model, can reduce startup time when definitely loading from a checkpoint",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     use_checkpoint_args: bool = flag(
         False,
@@ -172,7 +172,7 @@ class CheckpointingConfig:
         "--exit-on-missing-checkpoint",
         action="store_true",
         help="If '--load' is set, but checkpoint is not found (e.g., path typo), then exit instead of random initialization.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     use_dist_ckpt_deprecated: bool = flag(
         False,
@@ -180,7 +180,6 @@ class CheckpointingConfig:
         action="store_true",
         help="Deprecated: see --ckpt-format.",
         status=EFFECTIVE,
-        reason="deprecated: maps to --ckpt-format",
         deprecated="--ckpt-format",
     )
     use_persistent_ckpt_worker: bool = flag(
@@ -202,7 +201,6 @@ class CheckpointingConfig:
         "--dist-ckpt-format",
         help="Deprecated: see --ckpt-format.",
         status=EFFECTIVE,
-        reason="deprecated: maps to --ckpt-format",
         deprecated="--ckpt-format",
     )
     ckpt_format: str = flag(
@@ -210,7 +208,7 @@ class CheckpointingConfig:
         "--ckpt-format",
         choices=("torch", "torch_dist", "zarr", "torch_dcp", "fsdp_dtensor"),
         help="Checkpoint format to use. torch is the format used by torch.save/load. torch_dist is a megatron built-in distributed checkpointing format. torch_dcp is the torch.distributed.checkpoint format. fsdp_dtensor is a torch DCP native, Megatron FSDP training-specific checkpoint format.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     ckpt_convert_format: str | None = flag(
         None,

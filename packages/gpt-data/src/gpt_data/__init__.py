@@ -27,9 +27,13 @@ _EXPORTS = {
     "MockGPTLowLevelDataset": "gpt_data.mock_dataset",
     "Split": "gpt_data.splits",
     "build_pretraining_data_loader": "gpt_data.samplers",
+    "check_token_ids": "gpt_data.token_check",
+    "find_dataset_prefixes": "gpt_data.merge",
     "get_blend_and_blend_per_split": "gpt_data.blend",
     "get_blend_from_list": "gpt_data.blend",
     "get_train_valid_test_num_samples": "gpt_data.builder",
+    "merge_datasets": "gpt_data.merge",
+    "merge_directory": "gpt_data.merge",
     "optimal_dtype": "gpt_data.indexed_dataset",
 }
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from gpt_tokenizers.flagspec import (
+    EFFECTIVE,
     NOT_IMPLEMENTED,
     flag,
 )
@@ -27,7 +28,7 @@ class DataloaderTypeConfig:
         "--dataloader-type",
         choices=("single", "cyclic", "external"),
         help="Single pass vs multiple pass data loader",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
 
 
@@ -42,14 +43,14 @@ class ValidationDataConfig:
         "--full-validation",
         action="store_true",
         help="If set, each time validation occurs it uses the full validation dataset(s). This currently only works for GPT datasets!",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     multiple_validation_sets: bool = flag(
         False,
         "--multiple-validation-sets",
         action="store_true",
         help="If set, multiple datasets listed in the validation split are evaluated independently with a separate loss for each dataset in the list. This argument requires that no weights are included in the list",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
 
 
@@ -64,118 +65,118 @@ class DataConfig:
         "--data-path",
         nargs="*",
         help="The weight and prefix list for a set of train, validation, and testdatasets which split according to --split. The accepted formats are: (1) a single prefix, (2) a list of weight prefix pairs e.g. weight1 prefix1 weight2 prefix2, (3) a list of prefixes e.g. prefix1 prefix2. For (3), weights are inferred from the lengths of the contributing datasets. This argument is exclusive to the other independent --*-data-path arguments.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     split: str | None = flag(
         None,
         "--split",
         help="Comma-separated list of proportions for training, validation, and test split. For example the split `90,5,5` will use 90%% of data for training, 5%% for validation and 5%% for test.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     train_data_path: list[str] | None = flag(
         None,
         "--train-data-path",
         nargs="*",
         help="The weight and prefix list for an independent train dataset. Follows the same pattern rules as --data- path.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     valid_data_path: list[str] | None = flag(
         None,
         "--valid-data-path",
         nargs="*",
         help="The weight and prefix list for an independent validation dataset. Follows the same pattern rules as --data-path.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     test_data_path: list[str] | None = flag(
         None,
         "--test-data-path",
         nargs="*",
         help="The weight and prefix list for an independent test dataset. Follows the same pattern rules as --data- path.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     data_args_path: str | None = flag(
         None,
         "--data-args-path",
         help="Path to data-args. Instead of feeding `--data-path` with weighted dataset, we pass in a file path from which we read that argument. This is useful when the list of data is too big.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     per_split_data_args_path: str | None = flag(
         None,
         "--per-split-data-args-path",
         help="Path to per-split-data-args. Instead of feeding `--(train|valid|test)-data-path` with weighted dataset, we pass in a file path from which we read those arguments. This is useful when the list of data is too big. Format is a json file with `train`, `valid, `test` keys",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     data_cache_path: str | None = flag(
         None,
         "--data-cache-path",
         help="Path to a directory to hold cached index files.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     mmap_bin_files: bool = flag(
         True,
         "--no-mmap-bin-files",
         action="store_false",
         help="Disable mmap-ing of .bin files.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     mock_data: bool = flag(
         False,
         "--mock-data",
         action="store_true",
         help="Skip data loading and validation and opt for artificial generation of mock data when an implementation is available.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     seq_length: int | None = flag(
         None,
         "--seq-length",
         type=int,
         help="Maximum sequence length to process.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     encoder_seq_length: int | None = flag(
         None,
         "--encoder-seq-length",
         type=int,
         help="Maximum encoder sequence length to process.This should be exclusive of --seq-length",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     num_workers: int = flag(
-        2, "--num-workers", type=int, help="Dataloader number of workers.", status=NOT_IMPLEMENTED
+        2, "--num-workers", type=int, help="Dataloader number of workers.", status=EFFECTIVE
     )
     reset_position_ids: bool = flag(
         False,
         "--reset-position-ids",
         action="store_true",
         help="Reset posistion ids after end-of-document token.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     reset_attention_mask: bool = flag(
         False,
         "--reset-attention-mask",
         action="store_true",
         help="Reset self attention maske after end-of-document token.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     eod_mask_loss: bool = flag(
         False,
         "--eod-mask-loss",
         action="store_true",
         help="Mask loss for the end of document tokens.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     create_attention_mask_in_dataloader: bool = flag(
         True,
         "--no-create-attention-mask-in-dataloader",
         action="store_false",
         help="If set, do not create attention_masks in dataloader.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     num_dataset_builder_threads: int = flag(
         1,
         "--num-dataset-builder-threads",
         type=int,
         help="Number of parallel threads per rank for dataset builder",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     object_storage_cache_path: str | None = flag(
         None,
@@ -188,7 +189,7 @@ class DataConfig:
         "--mid-level-dataset-surplus",
         type=float,
         help="The sample surplus to build for the mid-level datasets(s)",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
 
 
@@ -199,5 +200,5 @@ class SFTDataConfig:
     GROUP: ClassVar[str] = "sft"
 
     sft: bool = flag(
-        False, "--sft", action="store_true", help="Megatron SFT training", status=NOT_IMPLEMENTED
+        False, "--sft", action="store_true", help="Megatron SFT training", status=EFFECTIVE
     )

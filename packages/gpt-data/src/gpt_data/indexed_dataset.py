@@ -117,6 +117,11 @@ class _Index:
         self.document_indices = np.frombuffer(buffer, np.int64, d, offset)
         offset += 8 * d
         self.sequence_modes = np.frombuffer(buffer, np.int8, n, offset) if multimodal else None
+        if n and self.sequence_pointers[0] != 0:
+            raise IndexedDatasetError(
+                f"corrupt index file {idx_path}: the first sequence starts at byte "
+                f"{self.sequence_pointers[0]} of the data file, expected 0"
+            )
         if self.document_indices[0] != 0 or self.document_indices[-1] != n:
             raise IndexedDatasetError(
                 f"corrupt index file {idx_path}: document indices run from "
@@ -258,6 +263,20 @@ class IndexedDataset:
                 return parts, self.sequence_modes[start:stop]
             return parts
         raise TypeError(f"unexpected index type {type(idx).__name__}")
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens stored in `.bin` for all sequences (their lengths summed)."""
+        return self.index.bin_bytes_needed() // self.dtype.itemsize
+
+    def read_tokens(self, start: int, count: int) -> np.ndarray:
+        """`count` tokens of `.bin` from flat token position `start`, across sequence borders."""
+        if start < 0 or count < 0 or start + count > self.num_tokens:
+            raise IndexError(
+                f"tokens [{start}, {start + count}) out of range for {self.path_prefix} "
+                f"({self.num_tokens} tokens)"
+            )
+        return self._reader.read(self.dtype, count, start * self.dtype.itemsize)
 
     def get(self, idx: int, offset: int = 0, length: int | None = None) -> Any:
         """Tokens `[offset, offset + length)` of sequence `idx` (to its end when length is None)."""

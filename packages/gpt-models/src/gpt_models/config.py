@@ -27,7 +27,7 @@ class ArchitectureConfig:
     GROUP: ClassVar[str] = "network size"
 
     num_layers: int | None = flag(
-        None, "--num-layers", type=int, help="Number of transformer layers.", status=NOT_IMPLEMENTED
+        None, "--num-layers", type=int, help="Number of transformer layers.", status=EFFECTIVE
     )
     encoder_num_layers: int | None = flag(
         None,
@@ -45,57 +45,57 @@ class ArchitectureConfig:
         reason="T5 encoder-decoder models only",
     )
     hidden_size: int | None = flag(
-        None, "--hidden-size", type=int, help="Tansformer hidden size.", status=NOT_IMPLEMENTED
+        None, "--hidden-size", type=int, help="Tansformer hidden size.", status=EFFECTIVE
     )
     ffn_hidden_size: int | None = flag(
         None,
         "--ffn-hidden-size",
         type=int,
         help="Transformer Feed-Forward Network hidden size. This is set to 4*hidden-size if not provided",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     num_attention_heads: int | None = flag(
         None,
         "--num-attention-heads",
         type=int,
         help="Number of transformer attention heads.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     attention_backend: str = flag(
         "auto",
         "--attention-backend",
         choices=("flash", "fused", "unfused", "local", "auto"),
         help="Attention backend to use (flash,fused,unfused,local,auto). Defaults to auto",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     kv_channels: int | None = flag(
         None,
         "--kv-channels",
         type=int,
         help="Projection weights dimension in multi-head attention. This is set to args.hidden_size // args.num_attention_heads if not provided.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     group_query_attention: bool = flag(
         False,
         "--group-query-attention",
         action="store_true",
         help="Use group-query attention.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
-    num_query_groups: int = flag(1, "--num-query-groups", type=int, status=NOT_IMPLEMENTED)
+    num_query_groups: int = flag(1, "--num-query-groups", type=int, status=EFFECTIVE)
     max_position_embeddings: int | None = flag(
         None,
         "--max-position-embeddings",
         type=int,
         help="Maximum number of position embeddings to use. This is the size of position embedding.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     position_embedding_type: str = flag(
         "learned_absolute",
         "--position-embedding-type",
         choices=("learned_absolute", "rope", "mrope", "relative", "none"),
         help="Position embedding type.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     relative_attention_num_buckets: int = flag(
         32,
@@ -117,7 +117,6 @@ class ArchitectureConfig:
         action="store_true",
         help="Use rotary positional embeddings or not. Deprecated: use --position-embedding-type",
         status=EFFECTIVE,
-        reason="deprecated: maps to --position-embedding-type",
         deprecated="--position-embedding-type",
     )
     rotary_base: int = flag(
@@ -125,49 +124,49 @@ class ArchitectureConfig:
         "--rotary-base",
         type=int,
         help="Base to use for rotary positional embeddings, default 10000",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     rotary_percent: float = flag(
         1.0,
         "--rotary-percent",
         type=float,
         help="Percent of rotary dimension to use, default 100%%",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     rotary_interleaved: bool = flag(
         False,
         "--rotary-interleaved",
         action="store_true",
         help="Use interleaved rotary embedding.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     rotary_seq_len_interpolation_factor: int | None = flag(
         None,
         "--rotary-seq-len-interpolation-factor",
         type=int,
         help="Sequence length interpolation factor for rotary embeddings.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     use_rope_scaling: bool = flag(
         False,
         "--use-rope-scaling",
         action="store_true",
         help="Apply rope scaling as used in llama3.x",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     rope_scaling_factor: float = flag(
         8.0,
         "--rope-scaling-factor",
         type=float,
         help="Rope scaling factor in llama3.x models",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     no_rope_freq: int | list[int] | None = flag(
         None,
         "--no-rope-freq",
         type=parse_layer_pattern,
         help='Controls which layers to skip performing Rotary Position Embedding. Accepts either: - An integer N: Represents a 1:N ratio, meaning RoPE is skipped every N-1 layers. - A string containing a Python list expression that defines a custom pattern, e.g.: "([0]*3+[1]*1)*3" evaluates to [0,0,0,1,0,0,0,1,0,0,0,1] where 1 indicates no-rope layer. This patten is equivalent to --no-rope- freq=4.By default this is disabled and set to None, indicating RoPE will be performedon every layer.',
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     add_position_embedding: bool = flag(
         True,
@@ -175,7 +174,6 @@ class ArchitectureConfig:
         action="store_false",
         help="Disable position embedding. Deprecated: use --position-embedding-type",
         status=EFFECTIVE,
-        reason="deprecated: maps to --position-embedding-type",
         deprecated="--position-embedding-type",
     )
     mrope_section: list[int] | None = flag(
@@ -191,56 +189,56 @@ class ArchitectureConfig:
         "--normalization",
         choices=("LayerNorm", "RMSNorm"),
         help="Which normalization technique to use.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     norm_epsilon: float = flag(
         1e-05,
         "--norm-epsilon",
         type=float,
         help="Epsilon for layer norm and RMS norm.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     apply_layernorm_1p: bool = flag(
         False,
         "--apply-layernorm-1p",
         action="store_true",
         help="Adjust LayerNorm weights such that they are centered around zero. This improves numerical stability.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     apply_residual_connection_post_layernorm: bool = flag(
         False,
         "--apply-residual-connection-post-layernorm",
         action="store_true",
         help="If set, use original BERT residula connection ordering.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     openai_gelu: bool = flag(
         False,
         "--openai-gelu",
         action="store_true",
         help="Use OpenAIs GeLU implementation. This optionshould not be used unless for backward compatibilityreasons.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     squared_relu: bool = flag(
         False,
         "--squared-relu",
         action="store_true",
         help="Use squared relu activation instead of default gelu",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     swiglu: bool = flag(
         False,
         "--swiglu",
         action="store_true",
         help="Use gated linear units and SiLU activation instead of default gelu",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     untie_embeddings_and_output_weights: bool = flag(
         False,
         "--untie-embeddings-and-output-weights",
         action="store_true",
         help="Untie embeddings and output weights.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     multi_latent_attention: bool = flag(
         False,
@@ -276,14 +274,14 @@ class DropoutConfig:
         "--attention-dropout",
         type=float,
         help="Post attention dropout probability.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     hidden_dropout: float = flag(
         0.1,
         "--hidden-dropout",
         type=float,
         help="Dropout probability for hidden state transformer.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
 
 
@@ -299,7 +297,6 @@ class LayerOptionsConfig:
         action="store_true",
         help="recompute activation to allow for training with larger models, sequences, and batch sizes.",
         status=EFFECTIVE,
-        reason="deprecated: maps to --recompute-granularity",
         deprecated="--recompute-granularity",
     )
     recompute_granularity: str | None = flag(
@@ -307,7 +304,7 @@ class LayerOptionsConfig:
         "--recompute-granularity",
         choices=("full", "selective"),
         help="Checkpoint activations to allow for training with larger models, sequences, and batch sizes. It is supported at two granularities 1) full: whole transformer layer is recomputed, 2) selective: submodules set in --recompute-modules are recomputed, default is core_attn.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     distribute_saved_activations: bool = flag(
         False,
@@ -321,21 +318,21 @@ class LayerOptionsConfig:
         "--recompute-method",
         choices=("uniform", "block"),
         help="1) uniform: uniformly divide the total number of Transformer layers and recompute the input activation of each divided chunk at specified granularity, 2) recompute the input activations of only a set number of individual Transformer layers per pipeline stage and do the rest without any recomputing at specified granularitydefault) do not apply activations recompute to any layers",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     recompute_num_layers: int | None = flag(
         None,
         "--recompute-num-layers",
         type=int,
         help="1) uniform: the number of Transformer layers in each uniformly divided recompute unit, 2) block: the number of individual Transformer layers to recompute within each pipeline stage.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     recompute_modules: list[str] | None = flag(
         None,
         "--recompute-modules",
         nargs="*",
         help='The submodules to recompute. choices: "core_attn", "moe_act", "layernorm", "mla_up_proj", "mlp", "moe", "shared_experts". default: ["core_attn"]."core_attn": recompute the core attention part of the transformer layer. "moe_act": recompute the MoE MLP activation function. "layernorm": recompute the input_layernorm and pre_mlp_layernorm. "mla_up_proj": recompute the MLA up projection and RoPE applying parts."mlp": recompute the dense MLP layer."moe": recompute the MoE layer."shared_experts": recompute the shared experts in the MoE layer."moe_act", "layernorm", and "mla_up_proj" use output-discarding checkpointing, "core_attn", "mlp", "moe", and "shared_experts" use normal checkpointing.',
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     clone_scatter_output_in_embedding: bool = flag(
         True,
@@ -349,7 +346,7 @@ class LayerOptionsConfig:
         "--use-cpu-initialization",
         action="store_true",
         help="If set, initialize weights on the CPU. This eliminates init differences based on tensor parallelism.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     checkpoint_activations: bool = flag(
         False,
@@ -357,7 +354,6 @@ class LayerOptionsConfig:
         action="store_true",
         help="Checkpoint activation to allow for training with larger models, sequences, and batch sizes.",
         status=EFFECTIVE,
-        reason="deprecated: maps to --recompute-granularity",
         deprecated="--recompute-granularity",
     )
     masked_softmax_fusion: bool = flag(
@@ -365,21 +361,21 @@ class LayerOptionsConfig:
         "--no-masked-softmax-fusion",
         action="store_false",
         help="Disable fusion of query_key_value scaling, masking, and softmax.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     bias_gelu_fusion: bool = flag(
         True,
         "--no-bias-gelu-fusion",
         action="store_false",
         help="Disable bias and gelu fusion.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     bias_swiglu_fusion: bool = flag(
         True,
         "--no-bias-swiglu-fusion",
         action="store_false",
         help="Disable bias and swiglu fusion, the fusion is available only when using megatron-core.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     use_fused_weighted_squared_relu: bool = flag(
         False,
@@ -393,63 +389,63 @@ class LayerOptionsConfig:
         "--no-bias-dropout-fusion",
         action="store_false",
         help="Disable bias and dropout fusion.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     apply_rope_fusion: bool = flag(
         True,
         "--no-rope-fusion",
         action="store_false",
         help="Disable rope fusion, the fusion is available only when using megatron-core.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     rope_type: str | None = flag(
         None,
         "--rope-type",
         choices=("rope", "yarn"),
         help="Type of rope to use. Note that MLA takes yarn by default, and common attention takes rope by default.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     cross_entropy_loss_fusion: bool = flag(
         False,
         "--cross-entropy-loss-fusion",
         action="store_true",
         help="Enabled fusion of cross entropy loss calculation.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     cross_entropy_fusion_impl: str = flag(
         "native",
         "--cross-entropy-fusion-impl",
         choices=("native", "te"),
         help="Implementation of cross entropy loss calculation.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     use_flash_attn: bool = flag(
         False,
         "--use-flash-attn",
         action="store_true",
         help="use FlashAttention implementation of attention. https://arxiv.org/abs/2205.14135",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     add_bias_linear: bool = flag(
         True,
         "--disable-bias-linear",
         action="store_false",
         help="Disable bias in the linear layers",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     add_qkv_bias: bool = flag(
         False,
         "--add-qkv-bias",
         action="store_true",
         help="Enable bias only in the QKV linear layers",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     no_persist_layer_norm: bool = flag(
         False,
         "--no-persist-layer-norm",
         action="store_true",
         help="Disable using persistent fused layer norm kernel. This kernel supports only a set of hidden sizes. Please check persist_ln_hidden_sizes if your hidden size is supported.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     deprecated_use_mcore_models: bool = flag(
         False,
@@ -480,21 +476,21 @@ class InitConfig:
         "--init-method-std",
         type=float,
         help="Standard deviation of the zero mean normal distribution used for weight initialization.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     embedding_init_method_std: float | None = flag(
         None,
         "--embedding-init-method-std",
         type=float,
         help="Standard deviation of the zero mean normal distribution used for embedding weight initialization. If unset, embeddings will be initialized the same way as other weights. Setting this to a value around 1.0 may avoid loss spikes in training. Setting this to any value will also skip applying weight decay on embedding weights to avoid shrinkage towards zero. See https://arxiv.org/abs/2312.16903 for more details.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     init_method_xavier_uniform: bool = flag(
         False,
         "--init-method-xavier-uniform",
         action="store_true",
         help="Enable Xavier uniform parameter initialization",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
 
 
@@ -509,28 +505,28 @@ class NumericsConfig:
         "--fp32-residual-connection",
         action="store_true",
         help="Move residual connections to fp32.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     apply_query_key_layer_scaling: bool = flag(
         False,
         "--apply-query-key-layer-scaling",
         action="store_true",
         help="Scale Q * K^T by 1 / layer-number. Useful for fp16 training. Also sets `attention_softmax_in_fp32` to True.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     attention_softmax_in_fp32: bool = flag(
         False,
         "--attention-softmax-in-fp32",
         action="store_true",
         help="Run attention masking and softmax in fp32.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     fp16_lm_cross_entropy: bool = flag(
         False,
         "--fp16-lm-cross-entropy",
         action="store_true",
         help="Move the cross entropy unreduced loss calculationfor lm head to fp16.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     disable_bf16_reduced_precision_matmul: bool = flag(
         False,
@@ -553,14 +549,14 @@ class QKNormConfig:
         "--qk-layernorm",
         action="store_true",
         help="Whether to layer normalize the q and k attention embeddings.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     qk_l2_norm: bool = flag(
         False,
         "--qk-l2-norm",
         action="store_true",
         help="Use llama 4 qk l2 norm",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
 
 
@@ -610,21 +606,21 @@ class MLAConfig:
         "--rotary-scaling-factor",
         type=float,
         help="Rotary scaling factor for the rotary embeddings.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     mscale: float = flag(
         1.0,
         "--mscale",
         type=float,
         help="Mscale for YaRN RoPE in multi-latent attention.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     mscale_all_dim: float = flag(
         0.0,
         "--mscale-all-dim",
         type=float,
         help="Mscale all dimensions for YaRN RoPE in multi-latent attention.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     cache_mla_latents: bool = flag(
         False,
@@ -666,7 +662,7 @@ class TransformerImplConfig:
         "--transformer-impl",
         choices=("local", "transformer_engine"),
         help="Which Transformer implementation to use.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
 
 

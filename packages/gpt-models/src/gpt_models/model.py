@@ -77,10 +77,19 @@ class GPTModel(nn.Module):
             own_weight = not (pre_process and self.share_embeddings_and_output_weights)
             self.output_layer = OutputLayer(config, own_weight=own_weight, device=device)
         self._cross_entropy = self.provider.cross_entropy()
+        self._mark_embedding_and_output_weights()
 
         on_meta = any(p.is_meta for p in self.parameters())
         if config.perform_initialization and not on_meta:
             self.initialize_parameters(init_generator)
+
+    def _mark_embedding_and_output_weights(self) -> None:
+        """Tag the word embeddings and the output weight as the original does, for
+        `--decoupled-lr` (their own learning rate)."""
+        if self.embedding is not None:
+            self.embedding.word_embeddings.weight.is_embedding_or_output_parameter = True
+        if self.output_layer is not None and self.output_layer.weight is not None:
+            self.output_layer.weight.is_embedding_or_output_parameter = True
 
     def initialize_parameters(self, generator: torch.Generator | None = None) -> None:
         """(Re)draw all weights like the original's CPU initialisation."""

@@ -30,59 +30,59 @@ class OptimizerConfig:
         "--weight-decay",
         type=float,
         help="Weight decay coefficient for L2 regularization.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     start_weight_decay: float | None = flag(
         None,
         "--start-weight-decay",
         type=float,
         help="Initial weight decay coefficient for L2 regularization.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     end_weight_decay: float | None = flag(
         None,
         "--end-weight-decay",
         type=float,
         help="End of run weight decay coefficient for L2 regularization.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     weight_decay_incr_style: str = flag(
         "constant",
         "--weight-decay-incr-style",
         choices=("constant", "linear", "cosine"),
         help="Weight decay increment function.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     clip_grad: float = flag(
         1.0,
         "--clip-grad",
         type=float,
         help="Gradient clipping based on global L2 norm.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     adam_beta1: float = flag(
         0.9,
         "--adam-beta1",
         type=float,
         help="First coefficient for computing running averages of gradient and its square",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     adam_beta2: float = flag(
         0.999,
         "--adam-beta2",
         type=float,
         help="Second coefficient for computing running averages of gradient and its square",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     adam_eps: float = flag(
         1e-08,
         "--adam-eps",
         type=float,
         help="Term added to the denominator to improvenumerical stability",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     sgd_momentum: float = flag(
-        0.9, "--sgd-momentum", type=float, help="Momentum factor for sgd", status=NOT_IMPLEMENTED
+        0.9, "--sgd-momentum", type=float, help="Momentum factor for sgd", status=EFFECTIVE
     )
 
 
@@ -97,7 +97,7 @@ class TrainingParallelConfig:
         "--micro-batch-size",
         type=int,
         help="Batch size per model instance (local batch size). Global batch size is local batch size times data parallel size times number of micro batches.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     batch_size: int | None = flag(
         None,
@@ -105,7 +105,6 @@ class TrainingParallelConfig:
         type=int,
         help="Old batch size parameter, do not use. Use --micro- batch-size instead",
         status=EFFECTIVE,
-        reason="deprecated: maps to --micro-batch-size",
         deprecated="--micro-batch-size",
     )
     global_batch_size: int | None = flag(
@@ -113,21 +112,21 @@ class TrainingParallelConfig:
         "--global-batch-size",
         type=int,
         help="Training batch size. If set, it should be a multiple of micro-batch-size times data-parallel-size. If this value is None, then use micro-batch-size * data- parallel-size as the global batch size. This choice will result in 1 for number of micro-batches.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     rampup_batch_size: list[str] | None = flag(
         None,
         "--rampup-batch-size",
         nargs="*",
         help="Batch size ramp up with the following values: --rampup-batch-size <start batch size> <batch size incerement> <ramp-up samples> For example: --rampup- batch-size 16 8 300000 \\ --global-batch-size 1024will start with global batch size 16 and over (1024 - 16) / 8 = 126 intervals will increasethe batch size linearly to 1024. In each intervalwe will use approximately 300000 / 126 = 2380 samples.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     decrease_batch_size_if_needed: bool = flag(
         False,
         "--decrease-batch-size-if-needed",
         action="store_true",
         help="If set, decrease batch size if microbatch_size * dp_sizedoes not divide batch_size. Useful for KSO (Keep Soldiering On)to continue making progress if number of healthy GPUs (andcorresponding dp_size) does not support current batch_size.Old batch_size will be restored if training is re-started withdp_size that divides batch_size // microbatch_size.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     enable_gloo_process_groups: bool = flag(
         True,
@@ -211,7 +210,7 @@ class TrainingParallelConfig:
         "--optimizer",
         choices=("adam", "sgd"),
         help="Optimizer function",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     optimizer_cpu_offload: bool = flag(
         False,
@@ -276,7 +275,7 @@ class TrainingParallelConfig:
         "--no-gradient-accumulation-fusion",
         action="store_false",
         help="Disable fusing gradient accumulation to weight gradient computation of linear layers",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     tp_comm_split_ag: bool = flag(
         True,
@@ -322,14 +321,14 @@ class SeedConfig:
         "--seed",
         type=int,
         help="Random seed used for python, numpy, pytorch, and cuda.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     data_parallel_random_init: bool = flag(
         False,
         "--data-parallel-random-init",
         action="store_true",
         help="Enable random initialization of params across data parallel ranks",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
 
 
@@ -344,77 +343,77 @@ class LearningRateConfig:
         "--lr",
         type=float,
         help="Initial learning rate. Depending on decay style and initial warmup, the learning rate at each iteration would be different.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     lr_decay_style: str = flag(
         "linear",
         "--lr-decay-style",
         choices=("constant", "linear", "cosine", "inverse-square-root", "WSD"),
         help="Learning rate decay function.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     lr_wsd_decay_style: str = flag(
         "exponential",
         "--lr-wsd-decay-style",
         choices=("exponential", "linear", "cosine", "minus_sqrt"),
         help="Decay style for the annealing phase of WSD",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     lr_decay_iters: int | None = flag(
         None,
         "--lr-decay-iters",
         type=int,
         help="number of iterations to decay learning rate over, If None defaults to `--train-iters`",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     lr_decay_samples: int | None = flag(
         None,
         "--lr-decay-samples",
         type=int,
         help="number of samples to decay learning rate over, If None defaults to `--train-samples`",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     lr_wsd_decay_samples: int | None = flag(
         None,
         "--lr-wsd-decay-samples",
         type=int,
         help="number of samples for the annealing phase in the wsd schedule",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     lr_wsd_decay_iters: int | None = flag(
         None,
         "--lr-wsd-decay-iters",
         type=int,
         help="number of iterations for the annealing phase in the wsd schedule",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     lr_warmup_fraction: float | None = flag(
         None,
         "--lr-warmup-fraction",
         type=float,
         help="fraction of lr-warmup-(iters/samples) to use for warmup (as a float)",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     lr_warmup_iters: int = flag(
         0,
         "--lr-warmup-iters",
         type=int,
         help="number of iterations to linearly warmup learning rate over.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     lr_warmup_samples: int = flag(
         0,
         "--lr-warmup-samples",
         type=int,
         help="number of samples to linearly warmup learning rate over.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     lr_warmup_init: float = flag(
         0.0,
         "--lr-warmup-init",
         type=float,
         help="Initial value for learning rate warmup. The scheduler starts warmup from this value.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     warmup: int | None = flag(
         None,
@@ -422,7 +421,6 @@ class LearningRateConfig:
         type=int,
         help="Old lr warmup argument, do not use. Use one of the-- lr-warmup-* arguments above",
         status=EFFECTIVE,
-        reason="deprecated: maps to --lr-warmup-iters",
         deprecated="--lr-warmup-iters",
     )
     min_lr: float = flag(
@@ -430,7 +428,7 @@ class LearningRateConfig:
         "--min-lr",
         type=float,
         help="Minimum value for learning rate. The schedulerclip values below this threshold.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     override_opt_param_scheduler: bool = flag(
         False,
@@ -451,14 +449,14 @@ class LearningRateConfig:
         "--decoupled-lr",
         type=float,
         help="Separate learning rate for the input and output layer",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     decoupled_min_lr: float | None = flag(
         None,
         "--decoupled-min-lr",
         type=float,
         help="Minimum value for learning rate for the input and output layer. The schedulerclip values below this threshold",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
 
 
@@ -469,14 +467,14 @@ class PrecisionConfig:
     GROUP: ClassVar[str] = "mixed precision"
 
     fp16: bool = flag(
-        False, "--fp16", action="store_true", help="Run model in fp16 mode.", status=NOT_IMPLEMENTED
+        False, "--fp16", action="store_true", help="Run model in fp16 mode.", status=EFFECTIVE
     )
     bf16: bool = flag(
         False,
         "--bf16",
         action="store_true",
         help="Run model in bfloat16 mode.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     grad_reduce_in_bf16: bool = flag(
         False,
@@ -490,35 +488,35 @@ class PrecisionConfig:
         "--loss-scale",
         type=float,
         help="Static loss scaling, positive power of 2 values can improve fp16 convergence. If None, dynamicloss scaling is used.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     initial_loss_scale: float = flag(
         4294967296,
         "--initial-loss-scale",
         type=float,
         help="Initial loss-scale for dynamic loss scaling.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     min_loss_scale: float = flag(
         1.0,
         "--min-loss-scale",
         type=float,
         help="Minimum loss scale for dynamic loss scaling.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     loss_scale_window: float = flag(
         1000,
         "--loss-scale-window",
         type=float,
         help="Window over which to raise/lower dynamic scale.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     hysteresis: int = flag(
         2,
         "--hysteresis",
         type=int,
         help="hysteresis for dynamic loss scaling",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     accumulate_allreduce_grads_in_fp32: bool = flag(
         False,
@@ -625,14 +623,14 @@ class DistributedConfig:
         "--distributed-backend",
         choices=("nccl", "gloo"),
         help="Which backend to use for distributed training.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     distributed_timeout_minutes: int = flag(
         10,
         "--distributed-timeout-minutes",
         type=int,
         help="Timeout minutes for torch.distributed.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     overlap_grad_reduce: bool = flag(
         False,
@@ -730,7 +728,7 @@ class DistributedConfig:
         "--local-rank",
         type=int,
         help="local rank passed from distributed launcher.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     lazy_mpu_init: bool | None = flag(
         None,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from gpt_tokenizers.flagspec import (
-    NOT_IMPLEMENTED,
+    EFFECTIVE,
     flag,
 )
 
@@ -27,7 +27,7 @@ class VocabPaddingConfig:
         "--make-vocab-size-divisible-by",
         type=int,
         help="Pad the vocab size to be divisible by this value.This is added for computational efficieny reasons.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
 
 
@@ -42,27 +42,27 @@ class TokenizerFlags:
         "--vocab-size",
         type=int,
         help="Size of vocab before EOD or padding.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     padded_vocab_size: int | None = flag(
         None,
         "--padded-vocab-size",
         type=int,
         help="Vocabulary size of the model (padded to be divisible by tensor model parallel size). If not provided, it will be automatically calculated from vocab-size.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     vocab_file: str | None = flag(
-        None, "--vocab-file", help="Path to the vocab file.", status=NOT_IMPLEMENTED
+        None, "--vocab-file", help="Path to the vocab file.", status=EFFECTIVE
     )
     merge_file: str | None = flag(
-        None, "--merge-file", help="Path to the BPE merge file.", status=NOT_IMPLEMENTED
+        None, "--merge-file", help="Path to the BPE merge file.", status=EFFECTIVE
     )
     vocab_extra_ids: int = flag(
         0,
         "--vocab-extra-ids",
         type=int,
         help="Number of additional vocabulary tokens. They are used for span masking in the T5 model",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     tokenizer_type: str | None = flag(
         None,
@@ -82,30 +82,30 @@ class TokenizerFlags:
             "SFTTokenizer",
         ),
         help="What type of tokenizer to use.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     tokenizer_model: str | None = flag(
-        None, "--tokenizer-model", help="Sentencepiece tokenizer model.", status=NOT_IMPLEMENTED
+        None, "--tokenizer-model", help="Sentencepiece tokenizer model.", status=EFFECTIVE
     )
     tiktoken_pattern: str | None = flag(
         None,
         "--tiktoken-pattern",
         help="Which tiktoken pattern to use. Options: [v1, v2]",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     tiktoken_num_special_tokens: int = flag(
         1000,
         "--tiktoken-num-special-tokens",
         type=int,
         help="Number of special tokens in tiktoken tokenizer",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     tiktoken_special_tokens: list[str] | None = flag(
         None,
         "--tiktoken-special-tokens",
         nargs="+",
         help='List of tiktoken special tokens, needs to have ["<unk>", "<s>", "</s>"]',
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
 
 
@@ -119,5 +119,5 @@ class SFTPromptConfig:
         "nemotron-h-aligned",
         "--sft-tokenizer-prompt-format",
         help="SFT prompt format.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )

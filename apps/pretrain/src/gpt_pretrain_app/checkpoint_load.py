@@ -1,0 +1,81 @@
+"""`--load`: start from the weights of a checkpoint the original wrote (`--ckpt-format torch`).
+
+With `--finetune` the original loads the model only and starts at iteration 0 with a fresh
+optimizer, scheduler and data; that is what is supported here. Resuming a run (optimizer,
+scheduler, RNG and sample counters) comes with our own checkpoint writer.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from gpt_ckpt.legacy_reader import (
+    TRACKER_FILENAME,
+    LegacyCheckpointError,
+    read_legacy_checkpoint,
+)
+from gpt_models.original_names import load_original_state_dict
+
+from .errors import ArgsError
+
+Log = Callable[[str], None]
+
+
+def check_load_flags(args: argparse.Namespace) -> None:
+    """Refuse, before any work, what `--load` cannot do yet."""
+    if not args.load:
+        return
+    if not args.finetune:
+        raise ArgsError(
+            "--load without --finetune (resuming the optimizer, scheduler and data position) "
+            "is not implemented yet; add --finetune to start from the checkpoint's weights"
+        )
+    if args.ckpt_format != "torch" and not args.auto_detect_ckpt_format:
+        if _looks_distributed(Path(args.load)):
+            raise ArgsError(
+                f"--load {args.load}: --ckpt-format {args.ckpt_format} checkpoints are not "
+                "readable yet; only --ckpt-format torch"
+            )
+
+
+def _looks_distributed(load_dir: Path) -> bool:
+    return any(load_dir.glob("*/metadata.json")) or any(load_dir.glob("*/*.distcp"))
+
+
+def load_pretrained_weights(
+    model: torch.nn.Module,
+    args: argparse.Namespace,
+    *,
+    tp_rank: int,
+    pp_rank: int,
+    log: Log,
+    warn: Log,
+) -> int:
+    """Load this rank's model shard from `--load`; returns the checkpoint's iteration."""
+    load_dir = Path(args.load)
+    tracker = load_dir / TRACKER_FILENAME
+    if not tracker.is_file():
+        if args.exit_on_missing_checkpoint:
+            raise ArgsError(
+                f"--load {args.load}: no checkpoint there ({TRACKER_FILENAME} is missing) and "
+                "--exit-on-missing-checkpoint is set"
+            )
+        warn(f"WARNING: could not find the metadata file {tracker}")
+        warn("    will not load any checkpoints and will start from random")
+        return 0
+    try:
+        checkpoint = read_legacy_checkpoint(load_dir, tp_rank=tp_rank, pp_rank=pp_rank)
+        log(f" loading checkpoint from {args.load} at iteration {checkpoint.iteration}")
+        load_original_state_dict(model, checkpoint.model, strict=True)
+    except (LegacyCheckpointError, KeyError, RuntimeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ArgsError(f"--load {args.load}: {first}") from None
+    log(
+        f"  successfully loaded checkpoint from {args.load} [ t {tp_rank + 1}/"
+        f"{args.tensor_model_parallel_size}, p {pp_rank + 1}/"
+        f"{args.pipeline_model_parallel_size} ] at iteration {checkpoint.iteration}"
+    )
+    return checkpoint.iteration

@@ -1,0 +1,205 @@
+"""One training iteration on one model chunk: micro-batches forward and backward, then the
+optimizer step (pretrain_gpt's forward_step and loss_func, the no-pipelining schedule, and
+training.train_step of the original).
+
+Each micro-batch reports `[sum(loss * mask), num_tokens]`; the loss it backpropagates is
+`sum / num_tokens / num_microbatches`, or the raw sum with `--calculate-per-token-loss`, where
+the gradients are divided by the iteration's token count afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from gpt_parallel.collectives import all_reduce_
+from gpt_parallel.losses import loss_for_backward, reduce_loss_reports
+from gpt_parallel.optim.clip_grads import l2_norm
+
+from .result_checks import ResultChecks
+from .timers import Timers
+
+LOSS_KEY = "lm loss"
+
+
+@dataclass
+class StepSettings:
+    """What a step needs besides the model, optimizer and data (from the flags)."""
+
+    micro_batch_size: int
+    data_parallel_size: int
+    calculate_per_token_loss: bool
+    empty_unused_memory_level: int
+    use_causal_shortcut: bool
+    """No dataset-made mask is needed when it is the plain causal mask (no --reset-attention-mask):
+    the model's causal attention is the same and faster."""
+    vocab_size: int | None = None
+    """Token ids must be below this (the padded vocabulary): a wrong corpus stops with one line
+    instead of an index error deep in the embedding."""
+
+
+@dataclass
+class StepResult:
+    losses: dict[str, float]
+    skipped: bool
+    grad_norm: float | None
+    num_zeros: int | None
+
+
+def next_batch(data_iterator: Any, device: torch.device, use_causal_shortcut: bool) -> dict:
+    """The next micro-batch on `device` (the original's get_batch on one tensor-parallel rank)."""
+    try:
+        batch = next(data_iterator)
+    except StopIteration:
+        raise StopIteration("the data iterator ran out of samples") from None
+    moved = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    if use_causal_shortcut:
+        moved.pop("attention_mask", None)
+    return moved
+
+
+def check_batch_ids(batch: dict, vocab_size: int) -> None:
+    """A token id outside the embedding table means the data and the tokenizer disagree."""
+    tokens = batch["tokens"]
+    largest = int(tokens.max())
+    if largest >= vocab_size or int(tokens.min()) < 0:
+        raise ValueError(
+            f"the data holds token id {largest}, outside the model's vocabulary of {vocab_size}: "
+            "was it preprocessed with another tokenizer (--tokenizer-type, --vocab-size)?"
+        )
+
+
+def forward_microbatch(
+    model: torch.nn.Module, batch: dict, checks: ResultChecks | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(masked loss sum, token count) of one micro-batch; the loss checks run on the sum."""
+    per_token = model(
+        batch["tokens"],
+        position_ids=batch.get("position_ids"),
+        attention_mask=batch.get("attention_mask"),
+        labels=batch["labels"],
+    )
+    mask = batch["loss_mask"].reshape(-1).float()
+    loss_sum = torch.sum(per_token.reshape(-1).float() * mask)
+    num_tokens = mask.sum().to(torch.int)
+    if checks is not None:
+        checks.loss(loss_sum.item())
+    return loss_sum, num_tokens
+
+
+def forward_backward(
+    model: torch.nn.Module,
+    data_iterator: Any,
+    num_microbatches: int,
+    settings: StepSettings,
+    device: torch.device,
+    *,
+    forward_only: bool,
+    optimizer: Any = None,
+    checks: ResultChecks | None = None,
+    timers: Timers | None = None,
+) -> tuple[list[dict[str, torch.Tensor]], torch.Tensor]:
+    """Every micro-batch of one iteration; returns their loss reports and the token count."""
+    reports: list[dict[str, torch.Tensor]] = []
+    total_tokens = torch.zeros((), dtype=torch.int, device=device)
+    grad_context = torch.no_grad() if forward_only else contextlib.nullcontext()
+    with grad_context:
+        for _ in range(num_microbatches):
+            _start(timers, "forward-compute")
+            batch = next_batch(data_iterator, device, settings.use_causal_shortcut)
+            if settings.vocab_size is not None:
+                check_batch_ids(batch, settings.vocab_size)
+            loss_sum, num_tokens = forward_microbatch(model, batch, checks)
+            _stop(timers, "forward-compute")
+            total_tokens += num_tokens
+            reports.append({LOSS_KEY: torch.stack([loss_sum.detach(), num_tokens.float()])})
+            if forward_only:
+                continue
+            _start(timers, "backward-compute")
+            loss = loss_for_backward(
+                loss_sum, num_tokens, num_microbatches, settings.calculate_per_token_loss
+            )
+            optimizer.scale_loss(loss).backward()
+            _stop(timers, "backward-compute")
+    return reports, total_tokens
+
+
+def scale_grads_by_token_count(
+    model: torch.nn.Module, total_tokens: torch.Tensor, dp_cp_group: Any
+) -> None:
+    """`--calculate-per-token-loss`: gradients of summed losses divided by the global tokens."""
+    tokens = total_tokens.clone().float()
+    all_reduce_(tokens, dp_cp_group, "sum")
+    scale = 1.0 / max(float(tokens.item()), 1.0)
+    for param in model.parameters():
+        if param.grad is not None:
+            param.grad.mul_(scale)
+
+
+def local_grad_norm(model: torch.nn.Module) -> float:
+    return l2_norm([p.grad for p in model.parameters() if p.grad is not None])
+
+
+def train_step(
+    model: torch.nn.Module,
+    data_iterator: Any,
+    optimizer: Any,
+    scheduler: Any,
+    num_microbatches: int,
+    settings: StepSettings,
+    device: torch.device,
+    *,
+    dp_cp_group: Any = None,
+    checks: ResultChecks | None = None,
+    timers: Timers | None = None,
+) -> StepResult:
+    """Zero the gradients, run the micro-batches, step the optimizer and (if it stepped) the
+    scheduler by the iteration's samples."""
+    model.train()
+    optimizer.zero_grad()
+    _start(timers, "forward-backward")
+    reports, total_tokens = forward_backward(
+        model,
+        data_iterator,
+        num_microbatches,
+        settings,
+        device,
+        forward_only=False,
+        optimizer=optimizer,
+        checks=checks,
+        timers=timers,
+    )
+    if settings.calculate_per_token_loss:
+        scale_grads_by_token_count(model, total_tokens, dp_cp_group)
+    _stop(timers, "forward-backward")
+    if checks is not None and checks.checks_grads and not _fp16_scaled(optimizer):
+        checks.grads(local_grad_norm(model))
+    if settings.empty_unused_memory_level >= 1 and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+    _start(timers, "optimizer")
+    stepped, grad_norm, num_zeros = optimizer.step()
+    _stop(timers, "optimizer")
+    if stepped:
+        scheduler.step(num_microbatches * settings.micro_batch_size * settings.data_parallel_size)
+    if settings.empty_unused_memory_level >= 2 and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    losses = {k: float(v.item()) for k, v in reduce_loss_reports(reports, dp_cp_group).items()}
+    return StepResult(losses, not stepped, grad_norm, num_zeros)
+
+
+def _fp16_scaled(optimizer: Any) -> bool:
+    """fp16 gradients are scaled and may overflow by design: the loss scaler handles that."""
+    return bool(getattr(optimizer, "fp16", False))
+
+
+def _start(timers: Timers | None, name: str) -> None:
+    if timers is not None:
+        timers(name).start()
+
+
+def _stop(timers: Timers | None, name: str) -> None:
+    if timers is not None:
+        timers(name).stop()
