@@ -333,7 +333,12 @@ def test_a_token_id_outside_the_vocabulary_names_the_file(tmp_path, tiny_args, c
     for i in range(64):
         builder.add_document(np.array([(i * 7 + j) % 300 for j in range(40)]), [40])
     builder.finalize(prefix + ".idx")
-    argv = [a for a in tiny_args if a != "--mock-data"] + ["--data-path", prefix, "--split", "100,0,0"]
+    argv = [a for a in tiny_args if a != "--mock-data"] + [
+        "--data-path",
+        prefix,
+        "--split",
+        "100,0,0",
+    ]
     assert main(argv) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(err) == 1 and "corpus.bin" in err[0], err
