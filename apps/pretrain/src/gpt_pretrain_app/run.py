@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import torch
 from gpt_data.index_cache import IndexCacheError
+from gpt_parallel.grad_accumulation import FP32GradAccumulator
 from gpt_parallel.parallel_state import ParallelSizes, ParallelState
 from gpt_parallel.random import set_random_seed
 from gpt_tokenizers import TokenizerError
@@ -155,6 +156,10 @@ def _run(args: argparse.Namespace, guard_flags, trainer_out: list | None) -> int
         model, a, grad_stats_group=state.group("tp-pp"), tp_rank=state.tp_rank
     )
     microbatches = build_microbatch_calculator(a)
+    low_precision = a.fp16 or a.bf16
+    accumulator = None
+    if low_precision and a.accumulate_allreduce_grads_in_fp32:
+        accumulator = FP32GradAccumulator(model.parameters())
     log(datetime_marker("after model, optimizer, and learning rate scheduler are built"))
 
     data = build_datasets_and_iterators(
@@ -193,6 +198,7 @@ def _run(args: argparse.Namespace, guard_flags, trainer_out: list | None) -> int
         log=log_last,
         checks=checks,
         dp_cp_group=state.group("dp-cp"),
+        grad_accumulator=accumulator,
         world_size=process.world_size,
         rank=process.rank,
     )

@@ -35,6 +35,8 @@ class StepSettings:
     use_causal_shortcut: bool
     """No dataset-made mask is needed when it is the plain causal mask (no --reset-attention-mask):
     the model's causal attention is the same and faster."""
+    grad_accumulator: Any = None
+    """An FP32GradAccumulator when fp16/bf16 gradients are summed in fp32 (`main_grad`)."""
     vocab_size: int | None = None
     """Token ids must be below this (the padded vocabulary): a wrong corpus stops with one line
     instead of an index error deep in the embedding."""
@@ -126,6 +128,17 @@ def forward_backward(
     return reports, total_tokens
 
 
+def _grads(model: torch.nn.Module) -> list[torch.Tensor]:
+    """Each parameter's accumulated gradient: its fp32 `main_grad` when it has one."""
+    grads = []
+    for param in model.parameters():
+        grad = getattr(param, "main_grad", None)
+        grad = param.grad if grad is None else grad
+        if grad is not None:
+            grads.append(grad)
+    return grads
+
+
 def scale_grads_by_token_count(
     model: torch.nn.Module, total_tokens: torch.Tensor, dp_cp_group: Any
 ) -> None:
@@ -133,13 +146,12 @@ def scale_grads_by_token_count(
     tokens = total_tokens.clone().float()
     all_reduce_(tokens, dp_cp_group, "sum")
     scale = 1.0 / max(float(tokens.item()), 1.0)
-    for param in model.parameters():
-        if param.grad is not None:
-            param.grad.mul_(scale)
+    for grad in _grads(model):
+        grad.mul_(scale)
 
 
 def local_grad_norm(model: torch.nn.Module) -> float:
-    return l2_norm([p.grad for p in model.parameters() if p.grad is not None])
+    return l2_norm(_grads(model))
 
 
 def train_step(
@@ -159,6 +171,8 @@ def train_step(
     scheduler by the iteration's samples."""
     model.train()
     optimizer.zero_grad()
+    if settings.grad_accumulator is not None:
+        settings.grad_accumulator.zero()
     _start(timers, "forward-backward")
     reports, total_tokens = forward_backward(
         model,

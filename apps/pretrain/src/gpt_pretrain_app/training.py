@@ -77,6 +77,7 @@ class Trainer:
     log: Log
     checks: ResultChecks
     dp_cp_group: Any = None
+    grad_accumulator: Any = None
     world_size: int = 1
     rank: int = 0
     state: TrainState = field(default_factory=TrainState)
@@ -93,6 +94,7 @@ class Trainer:
             empty_unused_memory_level=a.empty_unused_memory_level,
             use_causal_shortcut=not a.reset_attention_mask,
             vocab_size=a.padded_vocab_size,
+            grad_accumulator=self.grad_accumulator,
         )
 
     def iteration_flops(self, batch_size: int) -> float:

@@ -523,7 +523,7 @@ class PrecisionConfig:
         "--accumulate-allreduce-grads-in-fp32",
         action="store_true",
         help="Gradient accumulation and all-reduce in fp32.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     reuse_grad_buf_for_mxfp8_param_ag: bool = flag(
         False,
