@@ -107,6 +107,7 @@ def _rank_worker_main(job: dict) -> None:
             world_size=job["world_size"],
             timeout=datetime.timedelta(seconds=job["timeout"]),
         )
+        dist.barrier()  # every rank connected before any can finish and leave the mesh
         try:
             fn = _load_function(job["module"], job["file"], job["qualname"])
             payload = ("ok", fn(*job["args"]))
@@ -232,3 +233,28 @@ def run_on_ranks(tmp_path: Path) -> Callable[..., list[Any]]:
 
 if __name__ == _WORKER_RUN_NAME:
     _rank_worker_main(globals()["_RANK_JOB"])
+
+
+def find_golden_dir() -> Path | None:
+    """The original's golden outputs (`shared/reference/golden`): `$GPT_STACK_SHARED`, a `shared/`
+    beside this checkout or one of its parents, or `/work/shared`."""
+    candidates = []
+    if os.environ.get("GPT_STACK_SHARED"):
+        candidates.append(Path(os.environ["GPT_STACK_SHARED"]))
+    candidates += [parent / "shared" for parent in Path(__file__).resolve().parents]
+    candidates.append(Path("/work/shared"))
+    for shared in candidates:
+        golden = shared / "reference" / "golden"
+        if (golden / "first_batch.json").is_file():
+            return golden
+    return None
+
+
+@pytest.fixture(scope="session")
+def golden_dir() -> Path:
+    """The golden directory (read-only: copy it before writing next to it); tests that need it
+    skip where the shared reference files are not installed."""
+    golden = find_golden_dir()
+    if golden is None:
+        pytest.skip("the shared golden reference files are not available (set GPT_STACK_SHARED)")
+    return golden

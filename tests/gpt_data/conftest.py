@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from gpt_data.indexed_dataset import IndexedDatasetBuilder
 
-GOLDEN_DIR = Path("/work/shared/reference/golden")
 GOLDEN_PREFIX = "corpus/tiny_text_document"
 
 
@@ -35,12 +34,10 @@ def _parse_flags(args: list[str]) -> dict[str, str]:
 
 
 @pytest.fixture
-def golden() -> Golden:
-    if not GOLDEN_DIR.is_dir():
-        pytest.skip("golden fixtures not available")
-    args = json.loads((GOLDEN_DIR / "gpt.json").read_text())["args"]
-    cache = GOLDEN_DIR / GOLDEN_PREFIX / "cache" / "GPTDataset_indices"
-    return Golden(GOLDEN_DIR, cache, _parse_flags(args))
+def golden(golden_dir: Path) -> Golden:
+    args = json.loads((golden_dir / "gpt.json").read_text())["args"]
+    cache = golden_dir / GOLDEN_PREFIX / "cache" / "GPTDataset_indices"
+    return Golden(golden_dir, cache, _parse_flags(args))
 
 
 @pytest.fixture

@@ -7,24 +7,20 @@ import json
 import math
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
 from gpt_pretrain_app.main import main
 from gpt_pretrain_app.result_checks import ResultChecks, UnexpectedResult
 
-GOLDEN = Path(__file__).resolve().parents[3] / "shared" / "reference" / "golden"
-
-
 # --------------------------------------------------------------------------- the original
 
 
 @pytest.mark.parametrize("case", ["gpt", "llama"])
 def test_golden_run_reproduces_the_original_losses_learning_rates_and_grad_norms(
-    case, tmp_path, monkeypatch, capsys, pretrain
+    case, tmp_path, monkeypatch, capsys, pretrain, golden_dir
 ):
-    shutil.copytree(GOLDEN, tmp_path / "golden")
+    shutil.copytree(golden_dir, tmp_path / "golden")
     monkeypatch.chdir(tmp_path / "golden")
     golden = json.loads((tmp_path / "golden" / f"{case}.json").read_text())
     code, trainer = pretrain(golden["args"])
