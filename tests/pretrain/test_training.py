@@ -291,6 +291,45 @@ def test_wandb_without_the_package_is_a_one_line_error(tiny_args, capsys):
     assert err[-1] == "error: --wandb-project needs the wandb package (pip install wandb)"
 
 
+def test_wandb_runs_offline_and_logs_the_original_tags(pretrain, tiny_args, tmp_path, monkeypatch):
+    import sys
+    import types
+
+    calls: dict = {"log": []}
+
+    class Run:
+        def log(self, values, step):
+            calls["log"].append((step, values))
+
+        def finish(self):
+            calls["finished"] = True
+
+    def init(**kwargs):
+        calls["init"] = kwargs
+        return Run()
+
+    monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(init=init))
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    argv = tiny_args + ["--wandb-project", "proj", "--wandb-exp-name", "exp"]
+    code, trainer = pretrain(argv + ["--wandb-save-dir", str(tmp_path / "wb")])
+    assert code == 0
+    init_kwargs = calls["init"]
+    assert init_kwargs["mode"] == "offline" and init_kwargs["project"] == "proj"
+    assert init_kwargs["name"] == "exp" and init_kwargs["dir"] == str(tmp_path / "wb")
+    losses = [(step, v["lm loss"]) for step, v in calls["log"] if "lm loss" in v]
+    assert losses == [(i + 1, loss) for i, loss in enumerate(trainer.history.lm_loss)]
+    assert calls["finished"]
+
+
+def test_transformer_engine_default_without_te_runs_the_local_path_with_one_warning(
+    pretrain, tiny_args, set_flag, capsys
+):
+    code, trainer = pretrain(set_flag(tiny_args, "--transformer-impl", "transformer_engine"))
+    assert code == 0 and len(trainer.history.lm_loss) == 4
+    err = capsys.readouterr().err
+    assert err.count("Transformer Engine is not installed") == 1
+
+
 # --------------------------------------------------------------------------- errors
 
 
