@@ -237,6 +237,17 @@ def test_log_flags_add_their_fields_to_the_training_line(pretrain, tiny_args, ca
     assert line.index("throughput") < line.index("learning rate")
     assert "(min, max) time across ranks (ms):" in out
     assert "    forward-backward " in out
+    assert "    batch-generator " not in out  # a level-2 timer
+
+
+def test_timing_level_two_with_the_max_option_reports_the_fine_timers(pretrain, tiny_args, capsys):
+    argv = tiny_args + ["--timing-log-level", "2", "--timing-log-option", "max"]
+    code, _ = pretrain(argv)
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "max time across ranks (ms):" in out
+    for name in ("forward-compute", "backward-compute", "batch-generator", "optimizer"):
+        assert re.search(rf"    {name} \.+: \d+\.\d\d", out), name
 
 
 # --------------------------------------------------------------------------- logging

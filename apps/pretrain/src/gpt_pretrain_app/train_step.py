@@ -110,9 +110,11 @@ def forward_backward(
     with grad_context:
         for _ in range(num_microbatches):
             _start(timers, "forward-compute")
+            _start(timers, "batch-generator")
             batch = next_batch(data_iterator, device, settings.use_causal_shortcut)
             if settings.vocab_size is not None:
                 check_batch_ids(batch, settings.vocab_size)
+            _stop(timers, "batch-generator")
             loss_sum, num_tokens = forward_microbatch(model, batch, checks)
             _stop(timers, "forward-compute")
             total_tokens += num_tokens
