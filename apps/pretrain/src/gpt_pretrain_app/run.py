@@ -168,8 +168,7 @@ def _run(args: argparse.Namespace, guard_flags, trainer_out: list | None) -> int
         dp_rank=state.dp_rank,
         dp_size=state.dp_size,
         is_build_rank=state.tp_rank == 0
-        and state.is_pipeline_first_stage
-        or state.is_pipeline_last_stage,
+        and (state.is_pipeline_first_stage or state.is_pipeline_last_stage),
         barrier=None,
         log=log,
     )
