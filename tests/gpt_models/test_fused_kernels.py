@@ -12,12 +12,19 @@ from gpt_models.kernels.bias_dropout_add import (
     bias_dropout_add_reference,
 )
 from gpt_models.kernels.compiled import (
-    COMPILE_CPU_ENV,
+    COMPILE_ENV,
     NO_COMPILE_ENV,
     Compiled,
     compile_disabled,
+    compile_mode,
+    set_compile_mode,
 )
-from gpt_models.kernels.cross_entropy import cross_entropy_fused, cross_entropy_reference
+from gpt_models.kernels.cross_entropy import (
+    cross_entropy_formula,
+    cross_entropy_fused,
+    cross_entropy_inplace,
+    cross_entropy_reference,
+)
 from gpt_models.kernels.rope import apply_rope_fused, apply_rope_reference, rotate_half
 from gpt_models.kernels.softmax import (
     MASK_FILL_VALUE,
@@ -38,7 +45,7 @@ def _all_kernels(x, bias, residual, scores, mask, t, cos, sin, logits, target):
         scale_mask_softmax_reference(scores, mask, 2.0, True),
         apply_rope_reference(t, cos, sin, False),
         apply_rope_reference(t, cos, sin, True),
-        cross_entropy_reference(logits, target),
+        cross_entropy_formula(logits, target),
     )
 
 
@@ -83,31 +90,72 @@ def test_fused_names_wrap_their_references() -> None:
         (bias_dropout_add_fused, bias_dropout_add_reference),
         (scale_mask_softmax_fused, scale_mask_softmax_reference),
         (apply_rope_fused, apply_rope_reference),
-        (cross_entropy_fused, cross_entropy_reference),
+        (cross_entropy_fused, cross_entropy_formula),
     ]
     for fused, reference in pairs:
         assert isinstance(fused, Compiled) and fused.fn is reference
 
 
-def test_compiled_wrapper_compiles_once_where_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
-    compiles = []
-
-    def fake_compile(fn, dynamic=None):
-        compiles.append(dynamic)
+def _fake_compile(compiles: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fake_compile(fn, dynamic=None, options=None):
+        compiles.append(options)
         return lambda *a, **k: fn(*a, **k) * 10  # recognisable "compiled" result
 
     monkeypatch.setattr(torch, "compile", fake_compile)
+
+
+def test_compiled_wrapper_compiles_once_in_training_unless_switched_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    compiles: list = []
+    _fake_compile(compiles, monkeypatch)
     wrapped = Compiled(lambda x: x + 1)
     x = torch.zeros(2)
     assert compile_disabled()  # the suite default: eager everywhere
     assert torch.equal(wrapped(x), torch.ones(2)) and not compiles
     monkeypatch.delenv(NO_COMPILE_ENV)
-    monkeypatch.delenv(COMPILE_CPU_ENV, raising=False)
-    assert torch.equal(wrapped(x), torch.ones(2)) and not compiles  # CPU: eager unless asked
-    monkeypatch.setenv(COMPILE_CPU_ENV, "1")
+    assert compile_mode() == "auto"  # the default: CPU tensors compile too
     assert torch.equal(wrapped(x), torch.full((2,), 10.0))
     assert torch.equal(wrapped(x), torch.full((2,), 10.0))
-    assert compiles == [False]  # compiled once, with static shapes
+    assert compiles == [{"cpp_wrapper": True, "fallback_random": True}]  # once
+    with torch.no_grad():  # evaluation and inference run eagerly
+        assert torch.equal(wrapped(x), torch.ones(2))
+    monkeypatch.setenv(COMPILE_ENV, "off")
+    assert torch.equal(wrapped(x), torch.ones(2))
+    try:
+        set_compile_mode("auto")  # the call beats the environment
+        assert torch.equal(wrapped(x), torch.full((2,), 10.0))
+        set_compile_mode("off")
+        assert torch.equal(wrapped(x), torch.ones(2))
+    finally:
+        set_compile_mode(None)
+    assert len(compiles) == 1
+
+
+def test_compile_mode_rejects_unknown_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="'fast' is not one of auto, off"):
+        set_compile_mode("fast")
+    monkeypatch.setenv(COMPILE_ENV, "on")
+    with pytest.raises(ValueError, match="GPT_STACK_COMPILE='on' is not one of auto, off"):
+        compile_mode()
+
+
+def test_compiler_failure_falls_back_to_eager_once_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(1)
+        raise torch._dynamo.exc.BackendCompilerFailed(lambda: None, RuntimeError("no g++"), None)
+
+    monkeypatch.setattr(torch, "compile", lambda fn, dynamic=None, options=None: broken)
+    monkeypatch.delenv(NO_COMPILE_ENV)
+    wrapped = Compiled(lambda x: x + 1, "add_one")
+    with pytest.warns(UserWarning, match="torch.compile of add_one failed"):
+        assert torch.equal(wrapped(torch.zeros(2)), torch.ones(2))
+    assert torch.equal(wrapped(torch.zeros(2)), torch.ones(2))
+    assert calls == [1, 1, 1]  # each option set once (C++ wrapper, ..., defaults), then never
 
 
 def test_fused_bias_gelu_is_the_tanh_approximation_like_the_original() -> None:
@@ -179,7 +227,37 @@ def test_rotate_half_and_interleaved_agree_after_permuting_channels() -> None:
     )
 
 
-def test_cross_entropy_reference_equals_torch_cross_entropy() -> None:
-    logits, target = torch.randn(6, 50) * 4, torch.randint(0, 50, (6,))
-    expected = F.cross_entropy(logits, target, reduction="none")
-    torch.testing.assert_close(cross_entropy_reference(logits, target), expected)
+def test_cross_entropy_reference_equals_torch_cross_entropy_with_gradients() -> None:
+    torch.manual_seed(0)
+    logits, target = torch.randn(2, 6, 50) * 4, torch.randint(0, 50, (2, 6))
+    weights = torch.rand(2, 6)
+
+    def loss_and_grad(fn, *, clone: bool = False):
+        leaf = logits.clone().requires_grad_()
+        x = leaf * 1.0 if clone else leaf  # an in-place loss must not write into a leaf
+        loss = fn(x, target)
+        (loss * weights).sum().backward()
+        return loss, leaf.grad
+
+    def torch_ce(x, t):
+        return F.cross_entropy(x.transpose(1, 2), t, reduction="none")
+
+    expected, expected_grad = loss_and_grad(torch_ce)
+    for fn in (cross_entropy_reference, cross_entropy_formula):
+        loss, grad = loss_and_grad(fn)
+        torch.testing.assert_close(loss, expected)
+        torch.testing.assert_close(grad, expected_grad)
+    loss, grad = loss_and_grad(cross_entropy_inplace, clone=True)
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(grad, expected_grad)
+
+
+def test_inplace_cross_entropy_reuses_the_logits_memory_for_its_exponentials() -> None:
+    logits, target = torch.randn(4, 10), torch.randint(0, 10, (4,))
+    kept = logits.clone()
+    cross_entropy_inplace(logits, target)
+    shifted = kept - kept.amax(dim=-1, keepdim=True)
+    torch.testing.assert_close(logits, shifted.exp())  # overwritten, as the original does
+    untouched = kept.clone()
+    cross_entropy_reference(untouched, target)
+    assert torch.equal(untouched, kept)

@@ -54,3 +54,20 @@ def test_help_lists_the_originals_flags():
                  "--tokenizer-model", "--vocab-size", "--vocab-extra-ids", "--tiktoken-pattern",
                  "--skip-bad-lines"):  # fmt: skip
         assert flag in done.stdout, flag
+
+
+def test_progress_bar_on_a_terminal_shows_mb_per_s_and_docs_per_s():
+    import io
+
+    from gpt_preprocess_data_app.progress import Progress
+
+    stream = io.StringIO()
+    progress = Progress(log_interval=1, total_bytes=3 * 2**20, stream=stream, bar=True)
+    progress.start()
+    progress.update(10, 2**20)
+    progress.update(20, 2 * 2**20)
+    summary = progress.close()
+    shown = stream.getvalue().rsplit("\r", 1)[-1]  # the bar's last state
+    assert re.search(r"3\.00M/3\.00M \[.*B/s, 30 docs, \d+ docs/s\]", shown), shown
+    assert "Processed" not in stream.getvalue()  # the plain lines are for non-terminals
+    assert summary.startswith("Done: 30 documents, 3.00 MB in ")

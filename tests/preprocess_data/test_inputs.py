@@ -144,3 +144,71 @@ def test_parquet_without_the_column_is_a_one_line_error(tmp_path, cli):
         run.err.strip()
         == f"error: {tmp_path / 'in.parquet'}: no column 'text' for --json-keys (columns: body)"
     )
+
+
+def test_plain_jsonl_is_encoded_without_the_careful_path(
+    tmp_path, cli, bpe, documents, write_jsonl, spec_files, read_outputs, monkeypatch
+):
+    from gpt_preprocess_data_app.encode import Encoder
+
+    def careful(self, batch):
+        raise AssertionError(f"careful path used for {batch.source}:{batch.first_line}")
+
+    monkeypatch.setattr(Encoder, "_encode_careful", careful)
+    records = [{"text": t, "title": t[:5], "id": i} for i, t in enumerate(documents)]
+    src = write_jsonl(tmp_path / "in.jsonl", records)
+    src.write_bytes(src.read_bytes() + b"\n")  # a trailing blank line is no document
+    run = cli("--input", src, "--output-prefix", tmp_path / "out", "--json-keys", "text",
+              "title", "--append-eod", "--partitions", "2", *bpe.flags)  # fmt: skip
+    assert run.code == 0, run.err
+    for key in ("text", "title"):
+        dealt = [r[key] for r in records[0::2]] + [r[key] for r in records[1::2]]
+        expected = [[bpe.encode(t) + [bpe.eod]] if t else [] for t in dealt]
+        assert read_outputs(tmp_path / f"out_{key}_document") == spec_files(expected, "uint16")
+
+
+@pytest.mark.parametrize(
+    "layout",
+    ["crlf", "blank lines", "padded lines", "list values"],
+)
+def test_unusual_but_valid_lines_give_the_same_bytes_as_plain_ones(
+    tmp_path, cli, write_jsonl, read_outputs, layout
+):
+    texts = _texts(40)
+    lines = [json.dumps({"text": t}) for t in texts]
+    if layout == "crlf":
+        data = "".join(line + "\r\n" for line in lines)
+    elif layout == "blank lines":
+        data = "".join(
+            line + "\n" + "\n" * (i % 3) + " " * (i % 2 == 0) + "\n" for i, line in enumerate(lines)
+        )
+    elif layout == "padded lines":  # json.loads accepts whitespace around the object
+        data = "".join(f"  {line}\t \n" for line in lines)
+    else:  # pre-split sentences: one sequence per item, as the original's encoder takes them
+        data = "".join(json.dumps({"text": [t]}) + "\n" for t in texts)
+    (tmp_path / "odd.jsonl").write_bytes(data.encode())
+    write_jsonl(tmp_path / "plain.jsonl", [{"text": t} for t in texts])
+    for name in ("odd", "plain"):
+        run = cli("--input", tmp_path / f"{name}.jsonl", "--output-prefix", tmp_path / name,
+                  "--append-eod", *NULL)  # fmt: skip
+        assert run.code == 0, run.err
+    assert read_outputs(tmp_path / "odd_text_document") == read_outputs(
+        tmp_path / "plain_text_document"
+    )
+
+
+def test_spawned_workers_give_the_same_bytes_as_forked_ones(
+    tmp_path, cli, write_jsonl, read_outputs, monkeypatch, bpe
+):
+    # Forked workers reuse the parent's tokenizer; spawned ones (used when forking is unsafe,
+    # e.g. with torch loaded) build their own from the settings.
+    monkeypatch.setattr(inputs, "BLOCK_BYTES", 512)
+    src = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in _texts(200)])
+    for method in ("fork", "spawn"):
+        monkeypatch.setenv("GPT_PREPROCESS_START_METHOD", method)
+        run = cli("--input", src, "--output-prefix", tmp_path / method, "--workers", "2",
+                  "--append-eod", *bpe.flags)  # fmt: skip
+        assert run.code == 0, run.err
+    assert read_outputs(tmp_path / "spawn_text_document") == read_outputs(
+        tmp_path / "fork_text_document"
+    )

@@ -72,16 +72,23 @@ def test_list_values_become_one_sequence_per_non_empty_item(
     assert read_outputs(tmp_path / "out_text_document") == spec_files(docs, "uint16")
 
 
-@pytest.mark.parametrize(("vocab_size", "dtype"), [(65498, "uint16"), (65499, "int32")])
+@pytest.mark.parametrize(
+    ("vocab_size", "dtype", "ids"),
+    [(65498, "uint16", [65000, 1]), (65499, "int32", [65000, 1]),
+     (128255, "int32", [128000, 0, 70000])],  # Llama-3's vocab: ids past 65535
+)  # fmt: skip
 def test_dtype_is_uint16_below_65500_tokens_else_int32(
-    tmp_path, cli, spec_files, read_outputs, write_jsonl, vocab_size, dtype
+    tmp_path, cli, spec_files, read_outputs, write_jsonl, vocab_size, dtype, ids
 ):
     # NullTokenizer's vocab_size is --vocab-size + 1 (its eod), so 65499 gives 65500: int32.
-    src = write_jsonl(tmp_path / "in.jsonl", [{"text": "65000 1"}])
-    run = cli("--input", src, "--output-prefix", tmp_path / "out",
+    src = write_jsonl(tmp_path / "in.jsonl", [{"text": " ".join(map(str, ids))}, {"text": "7"}])
+    run = cli("--input", src, "--output-prefix", tmp_path / "out", "--append-eod",
               "--tokenizer-type", "NullTokenizer", "--vocab-size", str(vocab_size))  # fmt: skip
     assert run.code == 0, run.err
-    assert read_outputs(tmp_path / "out_text_document") == spec_files([[[65000, 1]]], dtype)
+    expected = spec_files([[ids + [vocab_size]], [[7, vocab_size]]], dtype)
+    assert read_outputs(tmp_path / "out_text_document") == expected
+    code = 8 if dtype == "uint16" else 4
+    assert expected[1][17] == code  # the hand-built header's dtype code
 
 
 def test_golden_corpus_of_the_original_is_reproduced_byte_for_byte(

@@ -1,11 +1,12 @@
 """Command-line entry point: parse, check, stream the input through the encoders into the builders.
 
 Exit codes: 0 done, 2 a usage or input error (one line on stderr, no outputs written),
-130 interrupted.
+130 / 143 stopped by SIGINT (Ctrl-C) / SIGTERM (no outputs written).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -21,6 +22,7 @@ from .job import PreprocessJob
 from .parallel import Encoders
 from .progress import Progress
 from .sentences import load_sentence_splitter
+from .signals import Interrupted, SignalGuard
 from .writer import DatasetWriter
 
 
@@ -32,8 +34,13 @@ def _check_output_directory(prefix: str) -> None:
         raise PreprocessError(f"--output-prefix: directory is not writable: {directory}")
 
 
-def run(job: PreprocessJob, progress: Progress | None = None) -> list[str]:
-    """Preprocess `job`; returns the output prefixes. Raises PreprocessError on bad input."""
+def run(
+    job: PreprocessJob, progress: Progress | None = None, guard: SignalGuard | None = None
+) -> list[str]:
+    """Preprocess `job`; returns the output prefixes. Raises PreprocessError on bad input.
+
+    With `guard`, interruptions are held back while the outputs are published.
+    """
     startup = time.perf_counter()
     paths = expand_inputs(job.input)
     _check_output_directory(job.output_prefix)
@@ -60,10 +67,11 @@ def run(job: PreprocessJob, progress: Progress | None = None) -> list[str]:
         skip_bad_lines=job.skip_bad_lines,
     )
     progress = progress or Progress(job.log_interval, input_size(paths))
-    encoder = Encoder(settings, tokenizer) if job.workers == 1 else None
+    encoder = Encoder(settings, tokenizer)
     writer = DatasetWriter(
         job.output_prefix, job.json_keys, job.level, dtype, job.round_robin_partitions
     )
+    held = guard.deferred if guard is not None else contextlib.nullcontext
     skipped, first_skipped = 0, None
     try:
         with Encoders(settings, job.workers, encoder) as encoders:
@@ -79,9 +87,10 @@ def run(job: PreprocessJob, progress: Progress | None = None) -> list[str]:
                 skipped += result.skipped
                 first_skipped = first_skipped or result.first_skipped
                 progress.update(result.documents, result.nbytes)
-        outputs = writer.finalize()
+        outputs = writer.finalize(held)
     except BaseException:
-        writer.abort()
+        with held():  # a second Ctrl-C must not stop the cleanup
+            writer.abort()
         raise
     finally:
         summary = progress.close()
@@ -100,10 +109,17 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI with `argv` (default sys.argv[1:]); returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
-        run(job_from_args(args))
+        with SignalGuard() as guard:
+            run(job_from_args(args), guard=guard)
     except (PreprocessError, TokenizerError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Interrupted as stop:
+        if stop.held:  # it came while the outputs were being published: they were finished
+            print(f"interrupted ({stop}) after the outputs were written", file=sys.stderr)
+        else:
+            print(f"interrupted ({stop}): no output was written", file=sys.stderr)
+        return stop.exit_code
     except KeyboardInterrupt:
         print("interrupted: no output was written", file=sys.stderr)
         return 130

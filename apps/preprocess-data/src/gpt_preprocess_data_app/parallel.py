@@ -51,8 +51,12 @@ class Encoders:
         if self.workers == 1:
             self._encoder = self._encoder or Encoder(self.settings)
         else:
-            self._pool = process_context().Pool(
-                self.workers, initializer=init_worker, initargs=(self.settings,)
+            context = process_context()
+            # Forked workers inherit this process' Encoder (tokenizer already built); spawned
+            # ones build their own from the settings.
+            inherited = self._encoder if context.get_start_method() == "fork" else None
+            self._pool = context.Pool(
+                self.workers, initializer=init_worker, initargs=(self.settings, inherited)
             )
         return self
 

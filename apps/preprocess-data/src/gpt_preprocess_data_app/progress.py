@@ -74,19 +74,20 @@ class Progress:
         else:
             print(message, flush=True)
 
+    def _postfix(self, now: float) -> None:
+        self._last_postfix = now
+        rate = self.documents / max(now - self._started, 1e-9)
+        self._bar.set_postfix_str(f"{self.documents} docs, {rate:.0f} docs/s", refresh=False)
+
     def update(self, documents: int, nbytes: int) -> None:
         before = self.documents
         self.documents += documents
         self.nbytes += nbytes
         if self._bar is not None:
-            self._bar.update(nbytes)
             now = time.perf_counter()
             if now - self._last_postfix > 0.5:
-                self._last_postfix = now
-                rate = self.documents / max(now - self._started, 1e-9)
-                self._bar.set_postfix_str(
-                    f"{self.documents} docs, {rate:.0f} docs/s", refresh=False
-                )
+                self._postfix(now)
+            self._bar.update(nbytes)
             return
         interval = self.log_interval
         elapsed = self.elapsed
@@ -97,6 +98,7 @@ class Progress:
         """Stop the bar; return the summary line."""
         elapsed = max(self.elapsed, 1e-9)
         if self._bar is not None:
+            self._postfix(time.perf_counter())  # the final counts, not the last refresh's
             self._bar.close()
             self._bar = None
         return (

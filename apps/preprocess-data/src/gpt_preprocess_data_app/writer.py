@@ -9,15 +9,18 @@ are written straight to the output, which is the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 from gpt_data.indexed_dataset import IndexedDatasetBuilder
 
-from .encode import EncodedBatch, EncodedDocs
+from .collect import EncodedDocs
+from .encode import EncodedBatch
 
 
 def output_prefix(prefix: str, key: str, level: str) -> str:
@@ -52,6 +55,21 @@ def write_documents(builder: IndexedDatasetBuilder, docs: EncodedDocs) -> None:
         done = doc + 1
     if done < counts.size:
         builder.add_documents(*span(done, counts.size))
+
+
+def _publish(builders: Sequence[IndexedDatasetBuilder], prefixes: Sequence[str]) -> None:
+    """Finalize each builder into its prefix; all or none: a failure removes those done."""
+    done: list[str] = []
+    try:
+        for builder, prefix in zip(builders, prefixes):
+            builder.finalize(prefix + ".idx")
+            done.append(prefix)
+    except BaseException:
+        for prefix in done:
+            for ext in (".bin", ".idx"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(prefix + ext)
+        raise
 
 
 class DatasetWriter:
@@ -94,19 +112,27 @@ class DatasetWriter:
             for builder, docs in zip(builders, part):
                 write_documents(builder, docs)
 
-    def finalize(self) -> list[str]:
-        """Publish every output (`.bin` then `.idx`, each by rename); returns their prefixes."""
+    def finalize(self, publishing: Callable[[], AbstractContextManager] | None = None) -> list[str]:
+        """Complete every output, then publish them all; returns their prefixes.
+
+        Publishing (each `.idx` written, then `.bin` and `.idx` renamed into place) runs inside
+        `publishing()`, a context that holds back interruptions, after everything slow (merging
+        partitions) is done; if it fails midway, the outputs it published are removed again.
+        """
         try:
-            for builders, prefixes in zip(self._parts, self._part_prefixes):
-                for builder, prefix in zip(builders, prefixes):
-                    builder.finalize(prefix + ".idx")
+            final = self._parts[0]
             if self._scratch is not None:
+                for builders, prefixes in zip(self._parts, self._part_prefixes):
+                    for builder, prefix in zip(builders, prefixes):
+                        builder.finalize(prefix + ".idx")
                 for k, out in enumerate(self.outputs):
                     merged = IndexedDatasetBuilder(out + ".bin", self.dtype)
                     self._final.append(merged)
                     for prefixes in self._part_prefixes:
                         merged.add_index(prefixes[k])
-                    merged.finalize(out + ".idx")
+                final = self._final
+            with publishing() if publishing is not None else nullcontext():
+                _publish(final, self.outputs)
         except BaseException:
             self.abort()
             raise

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gpt_models.kernels.logits import output_logits
 from gpt_models.transformer_config import TransformerConfig
 
 
@@ -99,7 +100,7 @@ class OutputLayer(nn.Module):
         weight = self.weight if weight is None else weight
         if weight is None:
             raise ValueError("the output layer is tied but no embedding weight was passed")
-        return F.linear(hidden, weight)
+        return output_logits(hidden, weight)
 
     def get_extra_state(self) -> Any:
         """Nothing to store; the original writes ``output_layer._extra_state`` too."""

@@ -9,6 +9,9 @@ Each sublayer output joins the residual stream through bias-dropout-add
 - ``mlp``: the whole MLP is recomputed.
 The MoE/MLA module names (``moe_act``, ``moe``, ``shared_experts``, ``mla_up_proj``) do not
 apply to dense layers.
+
+With fused kernels on, the whole layer runs as the provider's compiled region (one graph
+shared by all layers); ``forward_impl`` is the math itself.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class TransformerLayer(nn.Module):
         self.pre_mlp_layernorm = provider.norm(config.hidden_size, device)
         self.mlp = MLP(config, provider, device=device)
         self.bias_dropout_add = provider.bias_dropout_add()
+        self.region = provider.layer_region()
         modules = config.selective_recompute_modules
         self.recompute_layernorm = "layernorm" in modules
         self.recompute_mlp = "mlp" in modules
@@ -101,11 +105,22 @@ class TransformerLayer(nn.Module):
         residual = normed if self.post_layernorm_residual else hidden
         return self.bias_dropout_add(out, bias, residual, self.hidden_dropout, self.training)
 
+    def forward_impl(
+        self,
+        hidden: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        rotary: RotaryTables | None = None,
+    ) -> torch.Tensor:
+        """The layer's math (what the compiled region traces)."""
+        hidden = self._attention_block(hidden, attention_mask, rotary)
+        return self._mlp_block(hidden)
+
     def forward(
         self,
         hidden: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         rotary: RotaryTables | None = None,
     ) -> torch.Tensor:
-        hidden = self._attention_block(hidden, attention_mask, rotary)
-        return self._mlp_block(hidden)
+        if self.region is not None:
+            return self.region(self, hidden, attention_mask, rotary)
+        return self.forward_impl(hidden, attention_mask, rotary)

@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from gpt_models.kernels import matmul
 
 
 class Linear(nn.Module):
@@ -42,7 +43,7 @@ class Linear(nn.Module):
             self.register_parameter("bias", None)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        out = F.linear(x, self.weight)
+        out = matmul.linear(x, self.weight)
         if self.skip_bias_add:
             return out, self.bias
         # Added after the matmul (not fused into addmm) as the original does.

@@ -77,6 +77,7 @@ class GPTModel(nn.Module):
             own_weight = not (pre_process and self.share_embeddings_and_output_weights)
             self.output_layer = OutputLayer(config, own_weight=own_weight, device=device)
         self._cross_entropy = self.provider.cross_entropy()
+        self._loss_region = self.provider.loss_region()
         self._mark_embedding_and_output_weights()
 
         on_meta = any(p.is_meta for p in self.parameters())
@@ -105,11 +106,21 @@ class GPTModel(nn.Module):
     def compute_language_model_loss(
         self, labels: torch.Tensor, logits: torch.Tensor
     ) -> torch.Tensor:
-        """labels [b, s], logits [s, b, V] -> per-token loss [b, s] (fp32 unless fp16 CE)."""
+        """labels [b, s], logits [s, b, V] -> per-token loss [b, s] (fp32 unless fp16 CE).
+
+        As in the original, fp32 ``logits`` are overwritten (unfused loss): pass a copy to
+        keep them."""
         if not (self.config.fp16_lm_cross_entropy and logits.dtype == torch.float16):
             logits = logits.float()
         loss = self._cross_entropy(logits, labels.transpose(0, 1))
         return loss.transpose(0, 1).contiguous()
+
+    def logits_and_loss(self, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Output layer and per-token loss: hidden [s, b, h], labels [b, s] -> loss [b, s]
+        (the region --cross-entropy-loss-fusion compiles)."""
+        assert self.output_layer is not None
+        logits = self.output_layer(hidden, self.output_weight())
+        return self.compute_language_model_loss(labels, logits)
 
     def forward(
         self,
@@ -137,8 +148,10 @@ class GPTModel(nn.Module):
         hidden = self.decoder(hidden, attention_mask, rotary)
         if not self.post_process:
             return hidden
-        assert self.output_layer is not None
-        logits = self.output_layer(hidden, self.output_weight())
         if labels is None:
+            assert self.output_layer is not None
+            logits = self.output_layer(hidden, self.output_weight())
             return logits.transpose(0, 1).contiguous()
-        return self.compute_language_model_loss(labels, logits)
+        if self._loss_region is not None:
+            return self._loss_region(self, hidden, labels)
+        return self.logits_and_loss(hidden, labels)

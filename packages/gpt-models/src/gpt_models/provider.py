@@ -1,9 +1,16 @@
 """The one place that decides which implementation each kernel and building block uses.
 
 Layers never read fusion flags or environment switches: they ask the provider for a linear
-layer, a norm, a core attention module or a fused function. ``LocalProvider`` is the pure
-PyTorch backend (with the compiled fused kernels); a Transformer Engine or tensor-parallel
-provider can replace single methods without touching the model code.
+layer, a norm, a core attention module, a fused function or the compiled region they run in.
+``LocalProvider`` is the pure PyTorch backend; a Transformer Engine or tensor-parallel provider
+can replace single methods without touching the model code.
+
+Fusion flags and compilation: a layer with any fused kernel on (the original's defaults) runs
+as one compiled region (``kernels.regions``), its fused kernels traced into it; a kernel whose
+``--no-*-fusion`` flag is given runs its plain reference eagerly inside that region; a layer
+with no fusion at all runs eagerly. ``--cross-entropy-loss-fusion`` compiles the output layer
+and the loss as a second region. ``kernels.compiled.set_compile_mode("off")`` (or
+``GPT_STACK_COMPILE=off``) runs every region and kernel eagerly.
 """
 
 from __future__ import annotations
@@ -19,7 +26,12 @@ from gpt_models.kernels.bias_dropout_add import (
     bias_dropout_add_fused,
     bias_dropout_add_reference,
 )
-from gpt_models.kernels.cross_entropy import cross_entropy_fused, cross_entropy_reference
+from gpt_models.kernels.compiled import Compiled
+from gpt_models.kernels.cross_entropy import (
+    cross_entropy_fused,
+    cross_entropy_inplace,
+)
+from gpt_models.kernels.regions import LAYER_REGION, LOSS_REGION, eager
 from gpt_models.kernels.rope import apply_rope_fused, apply_rope_reference
 from gpt_models.kernels.softmax import (
     scale_mask_softmax_fused,
@@ -99,6 +111,31 @@ class LocalProvider:
             prefer_flash_attn=c.attention_backend == "flash",
         )
 
+    # ------------------------------------------------------------------ compiled regions
+    def layer_fusions(self) -> tuple[str, ...]:
+        """The fused kernels a transformer layer uses (empty: the layer runs eagerly)."""
+        c = self.config
+        on = {
+            "bias_activation": c.bias_activation_fusion,
+            "bias_dropout_add": c.bias_dropout_fusion,
+            "rope": c.uses_rope and c.apply_rope_fusion,
+            "masked_softmax": c.attention_backend in ("unfused", "local")
+            and c.masked_softmax_fusion,
+        }
+        return tuple(name for name, fused in on.items() if fused)
+
+    def layer_region(self) -> Compiled | None:
+        """The compiled region each transformer layer runs in, or None to run it eagerly."""
+        return LAYER_REGION if self.layer_fusions() else None
+
+    def loss_region(self) -> Compiled | None:
+        """The compiled region of the output layer and loss (--cross-entropy-loss-fusion)."""
+        return LOSS_REGION if self.config.cross_entropy_loss_fusion else None
+
+    def _plain(self, fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        """An unfused kernel: eager even inside the layer's compiled region."""
+        return eager(fn) if self.layer_region() is not None else fn
+
     # ---------------------------------------------------------------------- functions
     def bias_activation(self) -> BiasActivation:
         """fc1 output and its (unadded) bias -> activation output, as the original's MLP."""
@@ -112,31 +149,32 @@ class LocalProvider:
         def plain(x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
             return act(x if bias is None else x + bias)
 
-        return plain
+        return self._plain(plain)
 
     def bias_dropout_add(self) -> Callable[..., torch.Tensor]:
         """residual + dropout(x + bias)."""
         if self.config.bias_dropout_fusion:
             return bias_dropout_add_fused
-        return bias_dropout_add_reference
+        return self._plain(bias_dropout_add_reference)
 
     def masked_softmax(self) -> Callable[..., torch.Tensor]:
         """Scale, mask and softmax of attention scores."""
         if self.config.masked_softmax_fusion:
             return scale_mask_softmax_fused
-        return scale_mask_softmax_reference
+        return self._plain(scale_mask_softmax_reference)
 
     def apply_rope(self) -> Callable[..., torch.Tensor]:
         """Rotate queries and keys."""
         if self.config.apply_rope_fusion:
             return apply_rope_fused
-        return apply_rope_reference
+        return self._plain(apply_rope_reference)
 
     def cross_entropy(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """Per-token loss over the padded vocabulary."""
+        """Per-token loss over the padded vocabulary. Like the original's, the unfused loss
+        overwrites the logits it is given (the model's own temporary) to save their copy."""
         if self.config.cross_entropy_loss_fusion:
             return cross_entropy_fused
-        return cross_entropy_reference
+        return cross_entropy_inplace
 
 
 def provider_for(config: TransformerConfig) -> LocalProvider:

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gpt_models.kernels import matmul
 from gpt_models.kernels.softmax import causal_mask
 
 try:  # optional GPU kernel
@@ -67,19 +68,13 @@ class DotProductAttention(nn.Module):
             value = value.repeat_interleave(heads // groups, dim=2)
         q = query.reshape(sq, b * heads, dim).transpose(0, 1)  # [b*np, sq, hn]
         k = key.reshape(sk, b * heads, dim).transpose(0, 1)  # [b*np, sk, hn]
-        scores = torch.baddbmm(
-            torch.empty(b * heads, sq, sk, dtype=q.dtype, device=q.device),
-            q,
-            k.transpose(1, 2),
-            beta=0.0,
-            alpha=self.softmax_scale,
-        ).view(b, heads, sq, sk)
+        scores = matmul.scaled_bmm(q, k.transpose(1, 2), self.softmax_scale).view(b, heads, sq, sk)
         if attention_mask is None and sq > 1:
             attention_mask = causal_mask(sq, sk, scores.device)
         probs = self.softmax(scores, attention_mask, self.coeff, self.softmax_in_fp32)
         probs = self.attention_dropout(probs)
         v = value.reshape(sk, b * heads, dim).transpose(0, 1)  # [b*np, sk, hn]
-        context = torch.bmm(probs.view(b * heads, sq, sk), v)  # [b*np, sq, hn]
+        context = matmul.bmm(probs.view(b * heads, sq, sk), v)  # [b*np, sq, hn]
         context = context.view(b, heads, sq, dim).permute(2, 0, 1, 3).contiguous()
         return context.view(sq, b, heads * dim)
 
@@ -134,6 +129,10 @@ class SDPAttention(nn.Module):
         k = key.permute(1, 2, 0, 3)
         v = value.permute(1, 2, 0, 3)
         mask = None if attention_mask is None else ~attention_mask
+        dtype = q.dtype
+        if dropout_p > 0.0 and matmul.gemm_in_fp32(q):
+            # With dropout SDPA takes its math path, whose bf16/fp16 bmm is slow on this CPU.
+            q, k, v = q.float(), k.float(), v.float()
         out = F.scaled_dot_product_attention(
             q,
             k,
@@ -144,4 +143,4 @@ class SDPAttention(nn.Module):
             scale=self.softmax_scale,
             enable_gqa=k.shape[1] != heads,
         )  # [b, np, sq, hn]
-        return out.permute(2, 0, 1, 3).reshape(sq, b, heads * dim)
+        return out.to(dtype).permute(2, 0, 1, 3).reshape(sq, b, heads * dim)
