@@ -24,16 +24,11 @@ from gpt_ckpt.legacy_reader import (
 )
 from gpt_ckpt.megatron_pickle import MegatronEnumValue, MegatronObject
 
-CHECKPOINTS = (
-    Path(__file__).resolve().parents[3] / "shared" / "reference" / "golden" / "checkpoints"
-)
-
 
 @pytest.fixture
-def checkpoints() -> Path:
-    if not (CHECKPOINTS / "gpt").is_dir():
-        pytest.skip("golden checkpoints are not available")
-    return CHECKPOINTS
+def checkpoints(golden_dir: Path) -> Path:
+    """The original's checkpoints in the shared golden files (skips where they are absent)."""
+    return golden_dir / "checkpoints"
 
 
 def test_megatron_is_not_importable_here() -> None:

@@ -25,8 +25,6 @@ from gpt_parallel.parallel_state import ParallelSizes, ParallelState
 from gpt_parallel.schedules import OptimizerParamScheduler, SchedulerConfig, build_scheduler
 from torch import nn
 
-GOLDEN = Path(__file__).resolve().parents[3] / "shared" / "reference" / "golden"
-
 
 class Tiny(nn.Module):
     def __init__(self) -> None:
@@ -405,8 +403,8 @@ class _StubUnpickler(pickle.Unpickler):
             return type(name, (_Stub,), {})
 
 
-def _load_golden(case: str) -> dict:
-    path = GOLDEN / "checkpoints" / case / "iter_0000001" / "mp_rank_00" / "model_optim_rng.pt"
+def _load_golden(golden_dir: Path, case: str) -> dict:
+    path = golden_dir / "checkpoints" / case / "iter_0000001" / "mp_rank_00" / "model_optim_rng.pt"
     if not path.exists():
         pytest.skip(f"golden checkpoint {path} is not available")
     module = types.SimpleNamespace(
@@ -415,8 +413,8 @@ def _load_golden(case: str) -> dict:
     return torch.load(path, map_location="cpu", weights_only=False, pickle_module=module)
 
 
-def test_the_originals_optimizer_and_scheduler_state_load_into_ours():
-    checkpoint = _load_golden("gpt")
+def test_the_originals_optimizer_and_scheduler_state_load_into_ours(golden_dir: Path):
+    checkpoint = _load_golden(golden_dir, "gpt")
     saved = checkpoint["optimizer"]
     shapes = {i: s["exp_avg"].shape for i, s in saved["state"].items()}
     # Rebuild parameters of the same shapes in the saved groups' order: 2-D weights, then 1-D.

@@ -14,8 +14,6 @@ from gpt_parallel.schedules import (
     schedule_steps,
 )
 
-GOLDEN = Path(__file__).resolve().parents[3] / "shared" / "reference" / "golden"
-
 
 class Groups:
     """The scheduler only needs ``param_groups``."""
@@ -115,10 +113,8 @@ def test_lr_matches_the_reference_formula_at_every_step(
         assert sched.num_steps == n
 
 
-def test_printed_lr_of_the_golden_run_is_lr_of_iteration_times_batch():
-    if not (GOLDEN / "gpt.json").exists():
-        pytest.skip(f"golden outputs {GOLDEN} are not available")
-    golden = json.loads((GOLDEN / "gpt.json").read_text())
+def test_printed_lr_of_the_golden_run_is_lr_of_iteration_times_batch(golden_dir: Path):
+    golden = json.loads((golden_dir / "gpt.json").read_text())
     # --train-iters 10 --global-batch-size 8 --lr 5e-3 --min-lr 5e-4 cosine --lr-warmup-iters 2
     config = SchedulerConfig(
         lr=5e-3, min_lr=5e-4, lr_decay_style="cosine", train_iters=10, lr_warmup_iters=2
