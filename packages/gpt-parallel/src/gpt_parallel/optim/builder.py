@@ -111,6 +111,7 @@ def build_optimizer(
             weight_decay=config.weight_decay,
             betas=(config.adam_beta1, config.adam_beta2),
             eps=config.adam_eps,
+            fused=_fused_adam_supported(groups),
         )
     else:
         inner = torch.optim.SGD(
@@ -128,3 +129,11 @@ def build_optimizer(
         scaler = build_grad_scaler(config, device)
         return Float16OptimizerWithFloat16Params(inner, scaler, fp16=config.fp16, **common)
     return FP32Optimizer(inner, **common)
+
+
+def _fused_adam_supported(groups: list[dict]) -> bool | None:
+    """torch's fused AdamW (one kernel over all tensors, as the original's fused Adam) where
+    every parameter is a floating tensor on a device it supports; else torch's default."""
+    params = [p for group in groups for p in group["params"]]
+    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+    return True if fused else None
