@@ -6,6 +6,8 @@ One run measures, interleaved so that both see the same machine load:
   bf16) and of the HF peer (``GPT2LMHeadModel``, or ``LlamaForCausalLM`` with ``--arch llama``;
   ``attn_implementation="sdpa"``, torch AdamW with the same settings, clipping at 1.0), with the
   same shape, precision (fp32 weights, or bf16 weights for both), batch and dropout;
+- with ``--plain-peer``, a third contestant: a plain PyTorch GPT-2-style model with SDPA,
+  compiled whole with ``torch.compile`` (``plain_gpt.py``), the reference point of the issue's aim;
 - a GEMM peak: the best rate of large fp32 (and bf16) matmuls, timed in the same rounds;
 - our model FLOPs utilisation: the original's FLOPs formula / step time / GEMM peak.
 
@@ -15,6 +17,7 @@ regions) is reported apart and left out of the windows.
 
     uv run --frozen python tools/bench/train_cpu.py                  # fp32 and bf16
     uv run --frozen python tools/bench/train_cpu.py --precision fp32 --rounds 8
+    uv run --frozen python tools/bench/train_cpu.py --precision fp32 --plain-peer
     uv run --frozen python tools/bench/train_cpu.py --num-layers 2 --hidden-size 64 \\
         --seq-length 32 --vocab-size 1024 --first-step-only --cache-dir /tmp/cold  # compile time
 """
@@ -56,6 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bf16-rounds", type=int, default=2, help="windows in bf16 (HF is slow)")
     p.add_argument("--window-seconds", type=float, default=8.0)
     p.add_argument("--no-hf", action="store_true", help="time our step only")
+    p.add_argument("--plain-peer", action="store_true",
+                   help="also time a plain PyTorch GPT-2-style model with SDPA, compiled whole "
+                   "(tools/bench/plain_gpt.py; --arch gpt only)")  # fmt: skip
     p.add_argument("--compile-mode", choices=("auto", "off"), default=None,
                    help="gpt_models.kernels.set_compile_mode (default: the environment's)")  # fmt: skip
     p.add_argument("--cross-entropy-loss-fusion", action="store_true")
@@ -314,6 +320,11 @@ def run_precision(
     contestants = [Contestant("ours", our_step)]
     if not args.no_hf and not args.first_step_only:
         contestants.append(Contestant("HF", hf(args, config, tokens, optimizer.optimizer)))
+    if args.plain_peer and not args.first_step_only:
+        from plain_gpt import plain_step
+
+        step = plain_step(config, tokens, labels, optimizer.optimizer, args.seed)
+        contestants.append(Contestant("plain", step))
     for c in contestants:
         c.warm_up()
     first = ", ".join(f"{c.name} {c.first_step_s:.2f} s" for c in contestants)
@@ -331,15 +342,14 @@ def run_precision(
     flops = transformer_flops(config, batch_size=args.micro_batch_size, seq_length=args.seq_length)
     for c in contestants:
         out(
-            f"{name}: {c.name:4s} {tokens_per_s(tokens_per_step, c.best):8.0f} tokens/s best, "
+            f"{name}: {c.name:5s} {tokens_per_s(tokens_per_step, c.best):8.0f} tokens/s best, "
             f"{tokens_per_s(tokens_per_step, c.median):8.0f} median "
             f"({c.best * 1e3:.0f} / {c.median * 1e3:.0f} ms per step, {len(c.windows)} windows)"
         )
     mine = contestants[0]
-    if len(contestants) > 1:
-        peer = contestants[1]
+    for peer in contestants[1:]:
         out(
-            f"{name}: ours / HF = {peer.best / mine.best:.2f}x (best windows), "
+            f"{name}: ours / {peer.name} = {peer.best / mine.best:.2f}x (best windows), "
             f"{peer.median / mine.median:.2f}x (medians)"
         )
     from gpt_models.kernels.matmul import gemm_in_fp32
@@ -354,6 +364,8 @@ def run_precision(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.plain_peer and args.arch != "gpt":
+        raise SystemExit("error: --plain-peer is a GPT-2-style model: use it with --arch gpt")
     if args.cache_dir:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.abspath(args.cache_dir)
     if args.threads:
