@@ -64,23 +64,19 @@ class PlainGPT(nn.Module):
 
 
 def plain_step(
-    config, tokens: torch.Tensor, labels: torch.Tensor, inner: torch.optim.Optimizer, seed: int
+    config,
+    tokens: torch.Tensor,
+    labels: torch.Tensor,
+    make_optimizer: Callable[..., torch.optim.Optimizer],
+    seed: int,
 ) -> Callable[[], None]:
-    """Forward (compiled whole), backward, clipping at 1.0 and AdamW as ours is set up."""
+    """Forward (compiled whole), backward, clipping at 1.0, and the optimizer
+    ``make_optimizer(parameters)`` builds (the bench passes AdamW set up as ours)."""
     torch.manual_seed(seed)
     model = PlainGPT(config).to(config.params_dtype)
     model.train()
     compiled = torch.compile(model)
-    defaults = inner.defaults
-    optimizer = torch.optim.AdamW(
-        model.parameters(),
-        lr=defaults["lr"],
-        betas=defaults["betas"],
-        eps=defaults["eps"],
-        weight_decay=defaults["weight_decay"],
-        foreach=defaults.get("foreach"),
-        fused=defaults.get("fused"),
-    )
+    optimizer = make_optimizer(model.parameters())
 
     def step() -> None:
         compiled(tokens, labels).backward()

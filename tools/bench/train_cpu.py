@@ -233,14 +233,11 @@ def hf_model(args: argparse.Namespace, config):
     return transformers.GPT2LMHeadModel(hf_config)
 
 
-def hf(args: argparse.Namespace, config, tokens: torch.Tensor, inner: torch.optim.Optimizer):
-    """HF's step: model(input_ids, labels) -> .loss, backward, clip, AdamW (same settings)."""
-    torch.manual_seed(args.seed)
-    model = hf_model(args, config).to(config.params_dtype)
-    model.train()
+def peer_adamw(params, inner: torch.optim.Optimizer) -> torch.optim.AdamW:
+    """torch's AdamW with the settings of ours (lr, betas, eps, weight decay, fused or not)."""
     defaults = inner.defaults
-    optimizer = torch.optim.AdamW(
-        model.parameters(),
+    return torch.optim.AdamW(
+        params,
         lr=defaults["lr"],
         betas=defaults["betas"],
         eps=defaults["eps"],
@@ -248,6 +245,14 @@ def hf(args: argparse.Namespace, config, tokens: torch.Tensor, inner: torch.opti
         foreach=defaults.get("foreach"),
         fused=defaults.get("fused"),
     )
+
+
+def hf(args: argparse.Namespace, config, tokens: torch.Tensor, inner: torch.optim.Optimizer):
+    """HF's step: model(input_ids, labels) -> .loss, backward, clip, AdamW (same settings)."""
+    torch.manual_seed(args.seed)
+    model = hf_model(args, config).to(config.params_dtype)
+    model.train()
+    optimizer = peer_adamw(model.parameters(), inner)
 
     def step() -> None:
         loss = model(input_ids=tokens, labels=tokens).loss
@@ -323,7 +328,8 @@ def run_precision(
     if args.plain_peer and not args.first_step_only:
         from plain_gpt import plain_step
 
-        step = plain_step(config, tokens, labels, optimizer.optimizer, args.seed)
+        inner = optimizer.optimizer
+        step = plain_step(config, tokens, labels, lambda ps: peer_adamw(ps, inner), args.seed)
         contestants.append(Contestant("plain", step))
     for c in contestants:
         c.warm_up()
