@@ -4,12 +4,13 @@ The logits are the model's largest activation (tokens x padded vocab: 125 MB for
 and 32000 columns). glibc returns blocks that large to the OS when they are freed, so a fresh
 one each step page-faults all over again: measured ~40 ms of a ~760 ms training step on a
 2-core VM (4 layers, hidden 256, 1024 tokens, vocab 32000), about the whole loss computation.
-On CPU in fp32 training the logits are therefore written into a buffer taken from ``LOGITS_POOL``; the unfused loss computes in place there (as the original
-does), hands its gradient back in the same memory, and the GEMM's backward returns the buffer
-to the pool. A gradient that arrives in other memory (another loss) leaves the buffer to the
-garbage collector; several graphs alive at once (pipelining) each take their own buffer. As
-the loss overwrites the logits anyway, nothing may keep them (or a gradient retained on them)
-past the backward pass.
+On CPU in fp32 training the logits are therefore written into a buffer taken from
+``LOGITS_POOL``; the unfused loss computes in place there (as the original does), hands its
+gradient back in the same memory, and the GEMM's backward returns the buffer to the pool. A
+gradient that arrives in other memory (another loss) leaves the buffer to the garbage
+collector; several graphs alive at once (pipelining) each take their own buffer. As the loss
+overwrites the logits anyway, nothing may keep them (or a gradient retained on them) past the
+backward pass.
 """
 
 from __future__ import annotations
