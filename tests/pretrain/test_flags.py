@@ -7,9 +7,9 @@ import csv
 from pathlib import Path
 
 import pytest
+from gpt_flags.flagspec import flag_fields, from_namespace
 from gpt_pretrain_app.cli import build_parser, parse_args
 from gpt_pretrain_app.groups import ORIGINAL_GROUP_ORDER, flag_configs
-from gpt_tokenizers.flagspec import flag_fields, from_namespace
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = ROOT / "tools" / "flags" / "original_flags.tsv"

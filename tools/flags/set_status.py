@@ -53,11 +53,11 @@ def set_status(flags: set[str], status: str, reason: str) -> set[str]:
 
 
 def _ensure_imported(path: Path, name: str) -> None:
-    """Add the status constant to the file's `from gpt_tokenizers.flagspec import (...)`."""
+    """Add the status constant to the file's `from gpt_flags.flagspec import (...)`."""
     text = path.read_text()
     if f"status={name}" not in text:
         return
-    block = re.search(r"from gpt_tokenizers\.flagspec import \((.*?)\)", text, re.S)
+    block = re.search(r"from gpt_flags\.flagspec import \((.*?)\)", text, re.S)
     if block is None or re.search(rf"\b{name}\b", block.group(1)):
         return
     start = block.start(1)

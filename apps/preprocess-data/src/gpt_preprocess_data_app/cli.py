@@ -10,9 +10,9 @@ import argparse
 import sys
 from dataclasses import replace
 
+from gpt_flags.flagspec import add_flags, flag_fields
 from gpt_tokenizers import TokenizerConfig
 from gpt_tokenizers.config import TokenizerFlags
-from gpt_tokenizers.flagspec import add_flags, flag_fields
 
 from .errors import PreprocessError
 from .job import PreprocessJob

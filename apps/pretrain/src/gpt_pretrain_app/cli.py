@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from gpt_tokenizers.flagspec import add_flags
+from gpt_flags.flagspec import add_flags
 
 from .errors import ArgsError
 from .groups import ORIGINAL_GROUP_ORDER, flag_configs

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import ClassVar
 
-from gpt_tokenizers.flagspec import (
+from gpt_flags.flagspec import (
     EFFECTIVE,
     NEEDS_GPU,
     NO_EFFECT,

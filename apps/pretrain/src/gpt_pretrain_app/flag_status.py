@@ -11,7 +11,7 @@ import argparse
 from collections import Counter
 from dataclasses import dataclass
 
-from gpt_tokenizers.flagspec import (
+from gpt_flags.flagspec import (
     EFFECTIVE,
     NEEDS_GPU,
     NO_EFFECT,

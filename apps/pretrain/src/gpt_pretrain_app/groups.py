@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-
 #: The original's argument groups, in the order `pretrain_gpt.py --help` prints them.
 ORIGINAL_GROUP_ORDER = (
     "network size",
@@ -40,24 +38,32 @@ ORIGINAL_GROUP_ORDER = (
     "sft",
 )
 
-#: Modules whose `FLAG_CONFIGS` declare flags: the packages' own `args` modules, then the app's.
-FLAG_OWNERS = (
-    "gpt_tokenizers.args",
-    "gpt_parallel.args",
-    "gpt_fp8.args",
-    "gpt_data.args",
-    "gpt_ckpt.args",
-    "gpt_moe.args",
-    "gpt_ssm.args",
-    "gpt_models.args",
-    "gpt_inference.args",
-    "gpt_pretrain_app.args",
-)
-
 
 def flag_configs() -> list[type]:
-    """Every flag-declaring config class of every owner, in owner order."""
-    classes: list[type] = []
-    for name in FLAG_OWNERS:
-        classes.extend(importlib.import_module(name).FLAG_CONFIGS)
-    return classes
+    """Every flag-declaring config class of every owner: the packages in dependency order, then
+    the app's own (imported here by name, so each owner is a declared dependency)."""
+    from gpt_ckpt import args as ckpt_args
+    from gpt_data import args as data_args
+    from gpt_fp8 import args as fp8_args
+    from gpt_inference import args as inference_args
+    from gpt_models import args as models_args
+    from gpt_moe import args as moe_args
+    from gpt_parallel import args as parallel_args
+    from gpt_ssm import args as ssm_args
+    from gpt_tokenizers import args as tokenizers_args
+
+    from . import args as app_args
+
+    owners = (
+        tokenizers_args,
+        parallel_args,
+        fp8_args,
+        data_args,
+        ckpt_args,
+        moe_args,
+        ssm_args,
+        models_args,
+        inference_args,
+        app_args,
+    )
+    return [cls for owner in owners for cls in owner.FLAG_CONFIGS]

@@ -1,32 +1,8 @@
-"""Command-line flags of this package: its config classes, in the original's group order.
+"""This package's flag classes, in the original's group order: every class in `config` that
+declares a flag. `gpt_flags.add_flag_groups(parser, FLAG_CONFIGS)` puts them on any parser."""
 
-The pretrain app composes one parser from every package's `FLAG_CONFIGS`; `add_arguments` lets any
-other program reuse this package's flags on a parser of its own.
-"""
+from gpt_flags import flag_classes
 
-from __future__ import annotations
+from . import config
 
-import argparse
-
-from gpt_tokenizers.flagspec import add_flags
-
-from .config import (
-    DataConfig,
-    DataloaderTypeConfig,
-    SFTDataConfig,
-    ValidationDataConfig,
-)
-
-FLAG_CONFIGS: tuple[type, ...] = (
-    DataloaderTypeConfig,
-    ValidationDataConfig,
-    DataConfig,
-    SFTDataConfig,
-)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add this package's flag groups to `parser`."""
-    for cls in FLAG_CONFIGS:
-        add_flags(parser.add_argument_group(title=cls.GROUP), cls)
-    return parser
+FLAG_CONFIGS: tuple[type, ...] = flag_classes(config)

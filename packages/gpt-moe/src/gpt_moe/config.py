@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from gpt_tokenizers.flagspec import (
+from gpt_flags.flagspec import (
     NEEDS_GPU,
     NOT_IMPLEMENTED,
     flag,

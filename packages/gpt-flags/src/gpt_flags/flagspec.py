@@ -2,8 +2,9 @@
 
 Every package owns its flags (DESIGN.md, "Flags and configs"). A flag is a dataclass field whose
 metadata carries the argparse details, so the flag, the field and the help text cannot drift apart.
-This module sits in the lowest package of the dependency order (and needs nothing but the standard
-library) so that every package, torch-free ones included, can declare its flags the same way.
+This module is the whole of `gpt-flags`, the first package of the dependency order (standard
+library only), so that every package, torch-free ones included, declares its flags the same way
+without installing anything else.
 
 Each flag also carries its *status*, which the pretrain app turns into the `--flag-status` table and
 into the guard that refuses a flag that is not implemented yet instead of silently ignoring it.
@@ -137,6 +138,42 @@ def add_flags(group: argparse._ActionsContainer, config_cls: type) -> None:
             if spec.metavar is not None:
                 kwargs["metavar"] = spec.metavar
         group.add_argument(*spec.names, **kwargs)
+
+
+def add_flag_groups(
+    parser: argparse.ArgumentParser, config_classes: Iterable[type]
+) -> argparse.ArgumentParser:
+    """Add each class's flags to `parser`, in an argument group titled by the class's `GROUP`.
+
+    Classes that share a `GROUP` share one argparse group, as in the original's `--help`.
+    """
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for cls in config_classes:
+        title = cls.GROUP
+        if title not in groups:
+            groups[title] = parser.add_argument_group(title=title)
+        add_flags(groups[title], cls)
+    return parser
+
+
+def flag_classes(*modules: Any) -> tuple[type, ...]:
+    """The config classes defined in `modules` that declare at least one flag, in source order.
+
+    A package's `args.FLAG_CONFIGS` is this over its config modules, so a new flag class is
+    picked up where it is written and no list of class names is kept by hand.
+    """
+    found: list[type] = []
+    for module in modules:
+        # A module's namespace keeps definition order; imported classes are skipped.
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and value.__module__ == module.__name__
+                and dataclasses.is_dataclass(value)
+                and flag_fields(value)
+            ):
+                found.append(value)
+    return tuple(found)
 
 
 def from_namespace(config_cls: type, namespace: argparse.Namespace, **overrides: Any) -> Any:
