@@ -116,10 +116,3 @@ def test_the_app_runs_from_its_folder_with_help():
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "--num-layers NUM_LAYERS" in out.stdout and "--yaml-cfg" in out.stdout
-
-
-def test_flag_docs_are_up_to_date():
-    docs = ROOT / "docs" / "flags.md"
-    assert docs.read_text() == status_table(markdown=True), (
-        "docs/flags.md is stale: run `uv run tools/flags/write_flag_docs.py`"
-    )
