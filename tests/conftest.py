@@ -15,6 +15,14 @@ How it works, and why:
 The function runs with torch.distributed initialised; it reads its rank from
 ``torch.distributed.get_rank()``. It must be a module-level function, and its arguments and
 return value must pickle (plain data or tensors).
+
+The shared reference files (the original's golden runs, the seed flag list) live in a
+``shared/`` folder outside the checkout. Tests ask for it through the ``shared_dir`` and
+``golden_dir`` fixtures (or ``require_shared_dir()``), which look at ``$GPT_STACK_SHARED`` if
+it is set, else for a ``shared/`` in the checkout, beside it, or beside one of its parents.
+Where it is missing, every test that needs it FAILS with one line naming the paths looked at.
+``GPT_STACK_ALLOW_MISSING_SHARED=1`` turns those failures into skips (for a checkout without
+the files; CI does not set it).
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ import runpy
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -235,26 +243,69 @@ if __name__ == _WORKER_RUN_NAME:
     _rank_worker_main(globals()["_RANK_JOB"])
 
 
-def find_golden_dir() -> Path | None:
-    """The original's golden outputs (`shared/reference/golden`): `$GPT_STACK_SHARED`, a `shared/`
-    beside this checkout or one of its parents, or `/work/shared`."""
-    candidates = []
-    if os.environ.get("GPT_STACK_SHARED"):
-        candidates.append(Path(os.environ["GPT_STACK_SHARED"]))
-    candidates += [parent / "shared" for parent in Path(__file__).resolve().parents]
-    candidates.append(Path("/work/shared"))
+SHARED_ENV = "GPT_STACK_SHARED"
+ALLOW_MISSING_SHARED_ENV = "GPT_STACK_ALLOW_MISSING_SHARED"
+_SHARED_MARKER = Path("reference", "golden", "first_batch.json")
+_CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+class MissingSharedFiles(LookupError):
+    """The shared reference files were not found; the message is one line saying where we looked."""
+
+
+def shared_candidates(environ: Mapping[str, str], checkout: Path) -> list[Path]:
+    """``$GPT_STACK_SHARED`` alone when set (a wrong value must fail, not fall back to another
+    copy), else a ``shared/`` in the checkout, beside it, or beside one of its parents."""
+    if environ.get(SHARED_ENV):
+        return [Path(environ[SHARED_ENV])]
+    return [folder / "shared" for folder in (checkout, *checkout.parents)]
+
+
+def find_shared_dir(environ: Mapping[str, str] | None = None, checkout: Path = _CHECKOUT) -> Path:
+    """The shared folder (it holds ``reference/golden`` and ``seed``); raises
+    ``MissingSharedFiles`` naming every place looked at and the variable to set."""
+    environ = os.environ if environ is None else environ
+    candidates = shared_candidates(environ, checkout)
     for shared in candidates:
-        golden = shared / "reference" / "golden"
-        if (golden / "first_batch.json").is_file():
-            return golden
-    return None
+        if (shared / _SHARED_MARKER).is_file():
+            return shared
+    looked = ", ".join(str(shared) for shared in candidates)
+    raise MissingSharedFiles(
+        f"the shared reference files are missing: no {_SHARED_MARKER.as_posix()} in {looked}; "
+        f"set {SHARED_ENV} to the shared/ folder "
+        f"(or {ALLOW_MISSING_SHARED_ENV}=1 to skip the tests that need it)"
+    )
+
+
+def missing_shared_allowed(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``$GPT_STACK_ALLOW_MISSING_SHARED`` opts out (1/true/yes; CI never sets it)."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(ALLOW_MISSING_SHARED_ENV, "").strip().lower()
+    return value not in ("", "0", "false", "no")
+
+
+def require_shared_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``find_shared_dir`` for a test: where the files are missing, the test fails with that one
+    line, or skips with it where the opt-out variable is set. A test module that needs a path at
+    import time (a parametrization) calls it as ``from tests.conftest import require_shared_dir``
+    (pytest registers this file under that name); then the module fails or skips as a whole."""
+    try:
+        return find_shared_dir(environ)
+    except MissingSharedFiles as missing:
+        message = str(missing)  # raised below, outside the handler: one line, no chained trace
+    if missing_shared_allowed(environ):
+        pytest.skip(message, allow_module_level=True)
+    pytest.fail(message, pytrace=False)
 
 
 @pytest.fixture(scope="session")
-def golden_dir() -> Path:
-    """The golden directory (read-only: copy it before writing next to it); tests that need it
-    skip where the shared reference files are not installed."""
-    golden = find_golden_dir()
-    if golden is None:
-        pytest.skip("the shared golden reference files are not available (set GPT_STACK_SHARED)")
-    return golden
+def shared_dir() -> Path:
+    """The shared folder (read-only); a test that needs it fails where it is missing."""
+    return require_shared_dir()
+
+
+@pytest.fixture(scope="session")
+def golden_dir(shared_dir: Path) -> Path:
+    """The original's golden outputs, ``shared/reference/golden`` (read-only: copy it before
+    writing next to it)."""
+    return shared_dir / "reference" / "golden"

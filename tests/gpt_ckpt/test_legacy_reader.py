@@ -27,7 +27,7 @@ from gpt_ckpt.megatron_pickle import MegatronEnumValue, MegatronObject
 
 @pytest.fixture
 def checkpoints(golden_dir: Path) -> Path:
-    """The original's checkpoints in the shared golden files (skips where they are absent)."""
+    """The original's checkpoints in the shared golden files."""
     return golden_dir / "checkpoints"
 
 

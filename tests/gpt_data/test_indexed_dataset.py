@@ -84,10 +84,8 @@ def test_reader_returns_sequences_slices_and_partial_reads(tmp_path: Path) -> No
             dataset.get(0, offset=2, length=2)
 
 
-def test_golden_corpus_reads_as_200_uint16_documents_ending_in_eod() -> None:
-    prefix = "/work/shared/reference/golden/corpus/tiny_text_document"
-    if not IndexedDataset.exists(prefix):
-        pytest.skip("golden fixtures not available")
+def test_golden_corpus_reads_as_200_uint16_documents_ending_in_eod(golden_dir: Path) -> None:
+    prefix = str(golden_dir / "corpus" / "tiny_text_document")
     dataset = IndexedDataset(prefix)
     assert len(dataset) == 200 and dataset.dtype == np.uint16
     assert dataset.document_indices.tolist() == list(range(201))

@@ -192,7 +192,7 @@ def test_bad_lines_and_flags_fail_with_one_clear_message(tmp_path: Path) -> None
 
 def test_real_sft_tokenizer_masks_prompts_and_forces_eod(tmp_path: Path) -> None:
     tokenizers = pytest.importorskip("tokenizers")
-    from gpt_tokenizers import TokenizerConfig, build_tokenizer
+    from gpt_tokenizers import SFTPromptConfig, TokenizerFlags, build_tokenizer
 
     specials = ["<unk>", "</s>", "<SPECIAL_10>", "<SPECIAL_11>", "<SPECIAL_233>"]
     words = ["System", "User", "Assistant", "be", "brief", "hi", "hello", "there"]
@@ -205,11 +205,8 @@ def test_real_sft_tokenizer_masks_prompts_and_forces_eod(tmp_path: Path) -> None
         json.dumps({"eos_token": "</s>", "unk_token": "<unk>"}), encoding="utf-8"
     )
     tokenizer = build_tokenizer(
-        TokenizerConfig(
-            tokenizer_type="SFTTokenizer",
-            tokenizer_model=str(tmp_path),
-            sft_tokenizer_prompt_format="nemotron-h-aligned",
-        )
+        TokenizerFlags(tokenizer_type="SFTTokenizer", tokenizer_model=str(tmp_path)),
+        sft_prompt=SFTPromptConfig(sft_tokenizer_prompt_format="nemotron-h-aligned"),
     )
     path = write_jsonl(tmp_path / "chat.jsonl", [chat("be brief", "hi", "hello there")])
     config = sft_config(

@@ -15,8 +15,6 @@ from gpt_data.indexed_dataset import IndexedDataset, IndexedDatasetBuilder, Inde
 from gpt_data.mock_dataset import MockGPTDataset, MockGPTLowLevelDataset
 from gpt_data.splits import Split
 
-GOLDEN_PREFIX = "/work/shared/reference/golden/corpus/tiny_text_document"
-
 
 def corpus(tmp_path: Path, name: str, documents: list[list[int]], dtype=np.int32) -> str:
     """One sequence per document, written with the builder."""
@@ -69,12 +67,11 @@ def test_a_dtype_too_narrow_to_exceed_the_vocab_is_not_scanned(tmp_path: Path) -
         check_token_ids(prefix, 50257)
 
 
-def test_golden_corpus_fits_the_null_tokenizer_vocab_and_not_one_less() -> None:
-    if not IndexedDataset.exists(GOLDEN_PREFIX):
-        pytest.skip("golden fixtures not available")
-    check_token_ids(GOLDEN_PREFIX, 1001)  # NullTokenizer --vocab-size 1000: ids 0..999, eod 1000
+def test_golden_corpus_fits_the_null_tokenizer_vocab_and_not_one_less(golden_dir: Path) -> None:
+    prefix = str(golden_dir / "corpus" / "tiny_text_document")
+    check_token_ids(prefix, 1001)  # NullTokenizer --vocab-size 1000: ids 0..999, eod 1000
     with pytest.raises(ValueError, match="tiny_text_document.bin: token id 1000 "):
-        check_token_ids(GOLDEN_PREFIX, 1000)
+        check_token_ids(prefix, 1000)
 
 
 def test_blends_of_gpt_datasets_are_checked_through_to_their_files(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Fixtures for the gpt-models tests: eager kernels by default, tiny configs, golden files."""
+"""Fixtures for the gpt-models tests: tiny configs, golden files. Kernels run eagerly unless
+a test builds its provider with ``compile="auto"`` (the library default is ``off``)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from gpt_models.kernels.compiled import NO_COMPILE_ENV
-
-
-@pytest.fixture(autouse=True)
-def eager_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fused kernels run their plain functions unless a test turns compilation back on."""
-    monkeypatch.setenv(NO_COMPILE_ENV, "1")
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ import pytest
 import torch
 from gpt_models import GPTModel, TransformerConfig
 from gpt_models.kernels import matmul
-from gpt_models.kernels.compiled import NO_COMPILE_ENV
-from gpt_models.kernels.regions import LAYER_REGION, LOSS_REGION
 from gpt_models.provider import LocalProvider
 
 TINY = {
@@ -36,19 +34,19 @@ def _loss_and_grads(model: GPTModel, tokens: torch.Tensor, labels: torch.Tensor)
     return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
 
 
-def test_compiled_regions_match_the_eager_model_with_dropout_and_compile_once(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    config = TransformerConfig(**TINY, cross_entropy_loss_fusion=True)
-    torch.manual_seed(0)
-    model = GPTModel(config)
-    assert all(layer.region is LAYER_REGION for layer in model.decoder.layers)
-    assert model._loss_region is LOSS_REGION
+def test_compiled_regions_match_the_eager_model_with_dropout_and_compile_once() -> None:
+    config = TransformerConfig.from_flat(**TINY, cross_entropy_loss_fusion=True)
+    eager_model = GPTModel(config, init_generator=torch.Generator().manual_seed(0))
+    provider = LocalProvider(config, compile="auto")  # what the pretrain app passes by default
+    model = GPTModel(config, provider=provider, init_generator=torch.Generator().manual_seed(0))
+    region = provider.layer_region()
+    assert region is not None and all(layer.region is region for layer in model.decoder.layers)
+    assert model._loss_region is provider.loss_region() is not None
+    assert eager_model.decoder.layers[0].region is not region  # each provider owns its own
     tokens = torch.randint(0, 128, (2, 16))
     labels = torch.randint(0, 128, (2, 16))
-    eager_loss, eager_grads = _loss_and_grads(model, tokens, labels)
+    eager_loss, eager_grads = _loss_and_grads(eager_model, tokens, labels)
 
-    monkeypatch.delenv(NO_COMPILE_ENV)  # the default mode: compile
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
     loss, grads = _loss_and_grads(model, tokens, labels)
@@ -64,18 +62,22 @@ def test_compiled_regions_match_the_eager_model_with_dropout_and_compile_once(
 
 
 def test_a_layer_without_fused_kernels_runs_eagerly_and_unfused_kernels_stay_eager() -> None:
-    plain = LocalProvider(TransformerConfig(**TINY, **NO_FUSION))
+    plain = LocalProvider(TransformerConfig.from_flat(**TINY, **NO_FUSION))
     assert plain.layer_fusions() == () and plain.layer_region() is None
     assert plain.loss_region() is None
     assert not hasattr(plain.bias_dropout_add(), "_torchdynamo_disable")  # no region: as is
 
-    partial = LocalProvider(TransformerConfig(**TINY, **{**NO_FUSION, "bias_gelu_fusion": True}))
+    partial = LocalProvider(
+        TransformerConfig.from_flat(**TINY, **{**NO_FUSION, "bias_gelu_fusion": True})
+    )
     assert partial.layer_fusions() == ("bias_activation",)
-    assert partial.layer_region() is LAYER_REGION
+    assert partial.layer_region() is partial.layer_region() is not None
     # Inside the region, the unfused bias-dropout-add is kept out of the compiled graph.
     assert getattr(partial.bias_dropout_add(), "_torchdynamo_disable", False)
 
-    rope = TransformerConfig(**TINY, position_embedding_type="rope", attention_backend="unfused")
+    rope = TransformerConfig.from_flat(
+        **TINY, position_embedding_type="rope", attention_backend="unfused"
+    )
     assert LocalProvider(rope).layer_fusions() == (
         "bias_activation",
         "bias_dropout_add",

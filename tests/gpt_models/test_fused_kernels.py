@@ -6,32 +6,28 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from gpt_models import TransformerConfig
 from gpt_models.kernels import activations
-from gpt_models.kernels.bias_dropout_add import (
-    bias_dropout_add_fused,
-    bias_dropout_add_reference,
-)
+from gpt_models.kernels.bias_dropout_add import bias_dropout_add_reference
 from gpt_models.kernels.compiled import (
     COMPILE_ENV,
     NO_COMPILE_ENV,
     Compiled,
-    compile_disabled,
-    compile_mode,
-    set_compile_mode,
+    check_compile_choice,
+    compile_choice_from_environment,
 )
 from gpt_models.kernels.cross_entropy import (
     cross_entropy_formula,
-    cross_entropy_fused,
     cross_entropy_inplace,
     cross_entropy_reference,
 )
-from gpt_models.kernels.rope import apply_rope_fused, apply_rope_reference, rotate_half
+from gpt_models.kernels.rope import apply_rope_reference, rotate_half
 from gpt_models.kernels.softmax import (
     MASK_FILL_VALUE,
     causal_mask,
-    scale_mask_softmax_fused,
     scale_mask_softmax_reference,
 )
+from gpt_models.provider import LocalProvider
 
 ATOL = 1e-6
 
@@ -83,17 +79,30 @@ def test_inductor_compiled_kernels_equal_their_references_with_gradients() -> No
         torch.testing.assert_close(got, want, atol=ATOL, rtol=1e-6)
 
 
-def test_fused_names_wrap_their_references() -> None:
+def test_the_provider_wraps_each_reference_in_its_own_compiled_kernel() -> None:
+    tiny = dict(
+        num_layers=1,
+        hidden_size=32,
+        num_attention_heads=4,
+        padded_vocab_size=64,
+        max_position_embeddings=16,
+    )
+    gelu = LocalProvider(
+        TransformerConfig.from_flat(**tiny, cross_entropy_loss_fusion=True), compile="auto"
+    )
+    swiglu = LocalProvider(TransformerConfig.from_flat(**tiny, swiglu=True, ffn_hidden_size=48))
     pairs = [
-        (activations.bias_gelu_fused, activations.bias_gelu_reference),
-        (activations.bias_swiglu_fused, activations.bias_swiglu_reference),
-        (bias_dropout_add_fused, bias_dropout_add_reference),
-        (scale_mask_softmax_fused, scale_mask_softmax_reference),
-        (apply_rope_fused, apply_rope_reference),
-        (cross_entropy_fused, cross_entropy_formula),
+        (gelu.bias_activation(), activations.bias_gelu_reference),
+        (swiglu.bias_activation(), activations.bias_swiglu_reference),
+        (gelu.bias_dropout_add(), bias_dropout_add_reference),
+        (gelu.masked_softmax(), scale_mask_softmax_reference),
+        (gelu.apply_rope(), apply_rope_reference),
+        (gelu.cross_entropy(), cross_entropy_formula),
     ]
     for fused, reference in pairs:
         assert isinstance(fused, Compiled) and fused.fn is reference
+    assert gelu.bias_dropout_add() is gelu.bias_dropout_add()  # one per provider
+    assert gelu.bias_dropout_add().mode == "auto" and swiglu.bias_activation().mode == "off"
 
 
 def _fake_compile(compiles: list, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,35 +118,33 @@ def test_compiled_wrapper_compiles_once_in_training_unless_switched_off(
 ) -> None:
     compiles: list = []
     _fake_compile(compiles, monkeypatch)
-    wrapped = Compiled(lambda x: x + 1)
     x = torch.zeros(2)
-    assert compile_disabled()  # the suite default: eager everywhere
-    assert torch.equal(wrapped(x), torch.ones(2)) and not compiles
-    monkeypatch.delenv(NO_COMPILE_ENV)
-    assert compile_mode() == "auto"  # the default: CPU tensors compile too
+    off = Compiled(lambda x: x + 1)  # the library default: eager
+    assert torch.equal(off(x), torch.ones(2)) and not compiles
+    wrapped = Compiled(lambda x: x + 1, mode="auto")  # CPU tensors compile too
     assert torch.equal(wrapped(x), torch.full((2,), 10.0))
     assert torch.equal(wrapped(x), torch.full((2,), 10.0))
     assert compiles == [{"cpp_wrapper": True, "fallback_random": True}]  # once
     with torch.no_grad():  # evaluation and inference run eagerly
         assert torch.equal(wrapped(x), torch.ones(2))
-    monkeypatch.setenv(COMPILE_ENV, "off")
-    assert torch.equal(wrapped(x), torch.ones(2))
-    try:
-        set_compile_mode("auto")  # the call beats the environment
-        assert torch.equal(wrapped(x), torch.full((2,), 10.0))
-        set_compile_mode("off")
-        assert torch.equal(wrapped(x), torch.ones(2))
-    finally:
-        set_compile_mode(None)
     assert len(compiles) == 1
 
 
-def test_compile_mode_rejects_unknown_values(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_environment_gives_the_compile_choice_only_when_asked() -> None:
+    assert compile_choice_from_environment({}) == "auto"
+    assert compile_choice_from_environment({NO_COMPILE_ENV: "1"}) == "off"
+    assert compile_choice_from_environment({NO_COMPILE_ENV: "0"}) == "auto"
+    assert compile_choice_from_environment({COMPILE_ENV: "off"}) == "off"
+    assert compile_choice_from_environment({COMPILE_ENV: "auto", NO_COMPILE_ENV: "1"}) == "auto"
+
+
+def test_compile_mode_rejects_unknown_values() -> None:
     with pytest.raises(ValueError, match="'fast' is not one of auto, off"):
-        set_compile_mode("fast")
-    monkeypatch.setenv(COMPILE_ENV, "on")
+        check_compile_choice("fast")
+    with pytest.raises(ValueError, match="'fast' is not one of auto, off"):
+        Compiled(lambda x: x, mode="fast")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="GPT_STACK_COMPILE='on' is not one of auto, off"):
-        compile_mode()
+        compile_choice_from_environment({COMPILE_ENV: "on"})
 
 
 def test_compiler_failure_falls_back_to_eager_once_with_a_warning(
@@ -150,8 +157,7 @@ def test_compiler_failure_falls_back_to_eager_once_with_a_warning(
         raise torch._dynamo.exc.BackendCompilerFailed(lambda: None, RuntimeError("no g++"), None)
 
     monkeypatch.setattr(torch, "compile", lambda fn, dynamic=None, options=None: broken)
-    monkeypatch.delenv(NO_COMPILE_ENV)
-    wrapped = Compiled(lambda x: x + 1, "add_one")
+    wrapped = Compiled(lambda x: x + 1, "add_one", mode="auto")
     with pytest.warns(UserWarning, match="torch.compile of add_one failed"):
         assert torch.equal(wrapped(torch.zeros(2)), torch.ones(2))
     assert torch.equal(wrapped(torch.zeros(2)), torch.ones(2))

@@ -17,7 +17,7 @@ from gpt_models.flops import transformer_flops
 from gpt_models.model import GPTModel
 from gpt_models.original_args import transformer_config_from_original_args
 from gpt_models.original_names import load_original_state_dict
-from gpt_models.tp_shards import merge_tensor_parallel_shards
+from gpt_models.tp_shards import merge_tensor_parallel_shards, tensor_parallel_layout
 from gpt_models.transformer_config import TransformerConfig
 
 REL_TOL = 2e-6
@@ -83,8 +83,8 @@ def test_tensor_parallel_checkpoint_merges_the_way_the_original_reads_it(
     reference, config, _ = _case(golden_dir, "llama-tp2")
     shards = tensor_parallel_model_shards(golden_dir / "checkpoints" / "llama-tp2")
     assert len(shards) == 2
-    merged = merge_tensor_parallel_shards(shards, gated_linear_unit=config.gated_linear_unit)
     model = GPTModel(config)
+    merged = merge_tensor_parallel_shards(shards, tensor_parallel_layout(model))
     load_original_state_dict(model, merged)
     loss = _mean_loss(model, first_batch)
     expected = reference["lm_loss"][0]
@@ -110,7 +110,8 @@ def test_tp2_checkpoint_is_the_same_draw_with_fc1_rows_reinterpreted(golden_dir:
     fc1 = "decoder.layers.0.mlp.linear_fc1.weight"
     # CPU init draws the full [gate; up] matrix and hands each rank a block of rows.
     assert torch.equal(torch.cat([s[fc1] for s in shards]), single[fc1])
-    merged = merge_tensor_parallel_shards(shards, gated_linear_unit=True)
+    layout = tensor_parallel_layout(GPTModel(config, device="meta"))
+    merged = merge_tensor_parallel_shards(shards, layout)
     assert not torch.equal(merged[fc1], single[fc1])
 
 

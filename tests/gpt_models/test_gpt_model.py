@@ -36,7 +36,7 @@ LLAMA = dict(
 
 def make(**overrides) -> GPTModel:
     torch.manual_seed(0)
-    return GPTModel(TransformerConfig(**{**BASE, **overrides}))
+    return GPTModel(TransformerConfig.from_flat(**{**BASE, **overrides}))
 
 
 def tokens(b: int = 2, s: int = 12) -> torch.Tensor:
@@ -262,7 +262,7 @@ def test_bf16_with_fp32_residual_stream_runs_and_keeps_fp32_loss() -> None:
 
 
 def test_meta_device_build_then_initialise_equals_direct_build() -> None:
-    config = TransformerConfig(**BASE, **LLAMA)
+    config = TransformerConfig.from_flat(**BASE, **LLAMA)
     direct = GPTModel(config, init_generator=torch.Generator().manual_seed(7))
     meta = GPTModel(config, device="meta")
     assert all(p.is_meta for p in meta.parameters())
@@ -277,21 +277,23 @@ def test_meta_device_build_then_initialise_equals_direct_build() -> None:
 
 def test_initialisation_statistics_follow_the_init_flags() -> None:
     model = GPTModel(
-        TransformerConfig(**{**BASE, "hidden_size": 256, "num_layers": 8, "init_method_std": 0.05})
+        TransformerConfig.from_flat(
+            **{**BASE, "hidden_size": 256, "num_layers": 8, "init_method_std": 0.05}
+        )
     )
     layer = model.decoder.layers[0]
     assert layer.self_attention.linear_qkv.weight.std().item() == pytest.approx(0.05, rel=0.05)
     assert layer.mlp.linear_fc2.weight.std().item() == pytest.approx(0.05 / 4, rel=0.05)
     assert torch.all(layer.self_attention.linear_qkv.bias == 0)
     assert torch.all(layer.input_layernorm.weight == 1)
-    xavier = GPTModel(TransformerConfig(**{**BASE, "init_method_xavier_uniform": True}))
+    xavier = GPTModel(TransformerConfig.from_flat(**{**BASE, "init_method_xavier_uniform": True}))
     weight = xavier.decoder.layers[0].mlp.linear_fc1.weight
     bound = (6 / (weight.shape[0] + weight.shape[1])) ** 0.5
     assert weight.abs().max() <= bound and weight.abs().max() > 0.9 * bound
 
 
 def test_pipeline_stages_compose_to_the_full_model() -> None:
-    config = TransformerConfig(**BASE, untie_embeddings_and_output_weights=True)
+    config = TransformerConfig.from_flat(**BASE, untie_embeddings_and_output_weights=True)
     full = GPTModel(config)
     first = GPTModel(config, post_process=False, layer_numbers=[1])
     last = GPTModel(config, pre_process=False, layer_numbers=[2])

@@ -19,7 +19,7 @@ def rope(**overrides) -> RotaryEmbedding:
         max_position_embeddings=64,
         position_embedding_type="rope",
     )
-    return RotaryEmbedding(TransformerConfig(**{**base, **overrides}))
+    return RotaryEmbedding(TransformerConfig.from_flat(**{**base, **overrides}))
 
 
 def test_standard_frequencies_and_rotate_half_layout() -> None:

@@ -23,7 +23,7 @@ BASE = dict(
 
 
 def make(**overrides) -> TransformerConfig:
-    return TransformerConfig(**{**BASE, **overrides})
+    return TransformerConfig.from_flat(**{**BASE, **overrides})
 
 
 def test_derived_defaults_follow_the_original() -> None:

@@ -6,7 +6,8 @@ import math
 
 import pytest
 import torch
-from gpt_parallel.optim import OptimizerConfig, build_optimizer
+from gpt_parallel.config import LearningRateConfig, OptimizerConfig, PrecisionConfig
+from gpt_parallel.optim import build_optimizer
 from gpt_parallel.random import MODEL_PARALLEL_RNG, set_random_seed
 from torch import nn
 
@@ -24,14 +25,24 @@ def test_cuda_model_parallel_stream_is_seed_plus_2718_plus_tp_rank():
 
 def test_cuda_fp16_overflow_skips_and_bf16_updates_main_params():
     fp16 = nn.Linear(2, 2).cuda().half()
-    opt = build_optimizer(fp16.named_parameters(), OptimizerConfig(lr=0.1, fp16=True))
+    opt = build_optimizer(
+        fp16.named_parameters(),
+        OptimizerConfig(),
+        LearningRateConfig(lr=0.1),
+        PrecisionConfig(fp16=True),
+    )
     assert opt.get_loss_scale().device.type == "cuda"
     for p in fp16.parameters():
         p.grad = torch.full_like(p, float("inf"))
     assert opt.step() == (False, None, None)
 
     bf16 = nn.Linear(2, 2).cuda().bfloat16()
-    opt = build_optimizer(bf16.named_parameters(), OptimizerConfig(lr=0.1, bf16=True))
+    opt = build_optimizer(
+        bf16.named_parameters(),
+        OptimizerConfig(),
+        LearningRateConfig(lr=0.1),
+        PrecisionConfig(bf16=True),
+    )
     for p in bf16.parameters():
         p.grad = torch.full_like(p, 0.5)
     ok, norm, _ = opt.step()

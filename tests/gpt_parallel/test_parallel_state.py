@@ -6,8 +6,17 @@ import pytest
 import torch
 import torch.distributed as dist
 from gpt_parallel.collectives import all_reduce_, group_size
-from gpt_parallel.parallel_state import GROUP_NAMES, ParallelSizes, ParallelState
+from gpt_parallel.config import DistributedConfig, ExpertParallelConfig
+from gpt_parallel.parallel_state import GROUP_NAMES, ParallelState
 from gpt_parallel.rank_layout import RankGrid, orthogonal_rank_groups
+
+
+def _sizes(**sizes: int | bool) -> tuple[DistributedConfig, ExpertParallelConfig]:
+    """The two flag classes that hold the parallel sizes, from flag dests."""
+    expert_names = {"expert_model_parallel_size", "expert_tensor_parallel_size"}
+    expert = {k: v for k, v in sizes.items() if k in expert_names}
+    dense = {k: v for k, v in sizes.items() if k not in expert_names}
+    return DistributedConfig(**dense), ExpertParallelConfig(**expert)
 
 
 def test_orthogonal_groups_match_the_originals_documented_example():
@@ -20,30 +29,30 @@ def test_orthogonal_groups_match_the_originals_documented_example():
 
 
 def test_default_order_puts_tp_fastest_then_cp_dp_pp():
-    sizes = ParallelSizes(
+    sizes = _sizes(
         tensor_model_parallel_size=2, pipeline_model_parallel_size=2, context_parallel_size=2
     )
     for rank in range(16):
-        ps = ParallelState.plan(sizes, 16, rank)
+        ps = ParallelState.plan(*sizes, world_size=16, rank=rank)
         assert ps.dp_size == 2
         # rank = tp + tp*(cp + cp*(dp + dp*pp))
         assert rank == ps.tp_rank + 2 * (ps.cp_rank + 2 * (ps.dp_rank + 2 * ps.pp_rank))
 
 
 def test_tp_pp_dp_mapping_puts_pp_before_dp():
-    sizes = ParallelSizes(
+    sizes = _sizes(
         tensor_model_parallel_size=2, pipeline_model_parallel_size=2, use_tp_pp_dp_mapping=True
     )
     for rank in range(8):
-        ps = ParallelState.plan(sizes, 8, rank)
+        ps = ParallelState.plan(*sizes, world_size=8, rank=rank)
         assert rank == ps.tp_rank + 2 * (ps.pp_rank + 2 * ps.dp_rank)
-    assert ParallelState.plan(sizes, 8, 0).group_ranks("dp") == [0, 4]
-    assert ParallelState.plan(sizes, 8, 0).group_ranks("pp") == [0, 2]
+    assert ParallelState.plan(*sizes, world_size=8, rank=0).group_ranks("dp") == [0, 4]
+    assert ParallelState.plan(*sizes, world_size=8, rank=0).group_ranks("pp") == [0, 2]
 
 
 def test_groups_for_tp2_pp2_dp2_on_eight_ranks():
-    sizes = ParallelSizes(tensor_model_parallel_size=2, pipeline_model_parallel_size=2)
-    ps = ParallelState.plan(sizes, 8, 5)  # tp 1, dp 0, pp 1
+    sizes = _sizes(tensor_model_parallel_size=2, pipeline_model_parallel_size=2)
+    ps = ParallelState.plan(*sizes, world_size=8, rank=5)  # tp 1, dp 0, pp 1
     assert (ps.tp_rank, ps.dp_rank, ps.pp_rank) == (1, 0, 1)
     assert ps.group_ranks("tp") == [4, 5]
     assert ps.group_ranks("dp") == [5, 7]
@@ -51,15 +60,15 @@ def test_groups_for_tp2_pp2_dp2_on_eight_ranks():
     assert ps.group_ranks("tp-pp") == [0, 1, 4, 5]
     assert ps.group_ranks("embd") == [1, 5]
     assert ps.group_ranks("pos-embd") == []
-    assert ParallelState.plan(sizes, 8, 1).group_ranks("pos-embd") == [1]
+    assert ParallelState.plan(*sizes, world_size=8, rank=1).group_ranks("pos-embd") == [1]
     assert ps.is_pipeline_last_stage and not ps.is_pipeline_first_stage
 
 
 def test_expert_grid_folds_cp_into_expert_data_parallel():
-    sizes = ParallelSizes(
+    sizes = _sizes(
         tensor_model_parallel_size=2, context_parallel_size=2, expert_model_parallel_size=2
     )
-    ps = ParallelState.plan(sizes, 8, 0)
+    ps = ParallelState.plan(*sizes, world_size=8, rank=0)
     assert (ps.dp_size, ps.etp_size, ps.ep_size, ps.edp_size) == (2, 2, 2, 2)
     assert ps.group_ranks("ep") == [0, 2]
     assert ps.group_ranks("edp") == [0, 4]
@@ -70,13 +79,13 @@ def test_expert_grid_folds_cp_into_expert_data_parallel():
     ("sizes", "world", "message"),
     [
         (
-            ParallelSizes(tensor_model_parallel_size=3),
+            _sizes(tensor_model_parallel_size=3),
             8,
             r"world size 8 is not divisible by tensor \(3\)",
         ),
-        (ParallelSizes(expert_model_parallel_size=3), 8, r"expert model \(3\)"),
+        (_sizes(expert_model_parallel_size=3), 8, r"expert model \(3\)"),
         (
-            ParallelSizes(pipeline_model_parallel_size=0),
+            _sizes(pipeline_model_parallel_size=0),
             8,
             r"--pipeline-model-parallel-size must be a positive",
         ),
@@ -84,11 +93,11 @@ def test_expert_grid_folds_cp_into_expert_data_parallel():
 )
 def test_sizes_that_do_not_fit_the_world_fail_with_one_line(sizes, world, message):
     with pytest.raises(ValueError, match=message):
-        ParallelState.plan(sizes, world, 0)
+        ParallelState.plan(*sizes, world_size=world, rank=0)
 
 
 def test_without_distributed_every_group_is_none_and_collectives_are_local():
-    ps = ParallelState.build(ParallelSizes())
+    ps = ParallelState.build(*_sizes())
     assert (ps.world_size, ps.rank, ps.dp_size) == (1, 0, 1)
     assert all(ps.group(name) is None for name in GROUP_NAMES)
     value = torch.tensor([3.0])
@@ -97,15 +106,13 @@ def test_without_distributed_every_group_is_none_and_collectives_are_local():
 
 
 def test_a_planned_multi_rank_state_refuses_to_hand_out_groups():
-    ps = ParallelState.plan(ParallelSizes(), 2, 0)
+    ps = ParallelState.plan(*_sizes(), world_size=2, rank=0)
     with pytest.raises(RuntimeError, match="without process groups"):
         ps.group("dp")
 
 
 def _layout_and_group_sums() -> dict:
-    ps = ParallelState.build(
-        ParallelSizes(tensor_model_parallel_size=2, pipeline_model_parallel_size=2)
-    )
+    ps = ParallelState.build(*_sizes(tensor_model_parallel_size=2, pipeline_model_parallel_size=2))
     sums = {}
     for name in ("tp", "dp", "pp", "tp-pp", "dp-cp", "embd", "etp-ep-pp"):
         group = ps.group(name)

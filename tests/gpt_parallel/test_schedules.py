@@ -7,9 +7,9 @@ import math
 from pathlib import Path
 
 import pytest
+from gpt_parallel.config import LearningRateConfig, OptimizerConfig
 from gpt_parallel.schedules import (
     OptimizerParamScheduler,
-    SchedulerConfig,
     build_scheduler,
     schedule_steps,
 )
@@ -116,11 +116,9 @@ def test_lr_matches_the_reference_formula_at_every_step(
 def test_printed_lr_of_the_golden_run_is_lr_of_iteration_times_batch(golden_dir: Path):
     golden = json.loads((golden_dir / "gpt.json").read_text())
     # --train-iters 10 --global-batch-size 8 --lr 5e-3 --min-lr 5e-4 cosine --lr-warmup-iters 2
-    config = SchedulerConfig(
-        lr=5e-3, min_lr=5e-4, lr_decay_style="cosine", train_iters=10, lr_warmup_iters=2
-    )
+    config = LearningRateConfig(lr=5e-3, min_lr=5e-4, lr_decay_style="cosine", lr_warmup_iters=2)
     groups = Groups({})
-    sched = build_scheduler(groups, config, global_batch_size=8)
+    sched = build_scheduler(groups, config, OptimizerConfig(), global_batch_size=8, train_iters=10)
     for expected in golden["learning_rate"]:
         sched.step(8)
         # The golden file holds the printed value, " learning rate: {lr:.6E}".
@@ -302,15 +300,12 @@ def test_neither_train_iters_nor_samples_is_an_error():
 
 
 def test_rising_weight_decay_needs_start_and_end():
-    config = SchedulerConfig(lr=1e-3, train_iters=10, weight_decay_incr_style="linear")
+    config = LearningRateConfig(lr=1e-3)
+    linear = OptimizerConfig(weight_decay_incr_style="linear")
     with pytest.raises(ValueError, match="--start-weight-decay and --end-weight-decay"):
-        build_scheduler(Groups({}), config, global_batch_size=8)
-    config = SchedulerConfig(
-        lr=1e-3,
-        train_iters=10,
-        weight_decay_incr_style="linear",
-        start_weight_decay=0.0,
-        end_weight_decay=0.1,
+        build_scheduler(Groups({}), config, linear, global_batch_size=8, train_iters=10)
+    rising = OptimizerConfig(
+        weight_decay_incr_style="linear", start_weight_decay=0.0, end_weight_decay=0.1
     )
-    sched = build_scheduler(Groups({}), config, global_batch_size=8)
+    sched = build_scheduler(Groups({}), config, rising, global_batch_size=8, train_iters=10)
     assert (sched.start_wd, sched.end_wd, sched.wd_incr_steps) == (0.0, 0.1, 80)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from gpt_tokenizers import TokenizerConfig, TokenizerError, build_tokenizer
+from gpt_tokenizers import TokenizerError, TokenizerFlags, build_tokenizer
 
 
 def _build(kind: str, vocab: str, extra: int = 0):
     return build_tokenizer(
-        TokenizerConfig(tokenizer_type=kind, vocab_file=vocab, vocab_extra_ids=extra)
+        TokenizerFlags(tokenizer_type=kind, vocab_file=vocab, vocab_extra_ids=extra)
     )
 
 

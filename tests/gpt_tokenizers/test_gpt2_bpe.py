@@ -6,12 +6,12 @@ import json
 import random
 
 import pytest
-from gpt_tokenizers import TokenizerConfig, TokenizerError, build_tokenizer
+from gpt_tokenizers import TokenizerError, TokenizerFlags, build_tokenizer
 
 
 def _build(vocab: str, merges: str):
     return build_tokenizer(
-        TokenizerConfig(tokenizer_type="GPT2BPETokenizer", vocab_file=vocab, merge_file=merges)
+        TokenizerFlags(tokenizer_type="GPT2BPETokenizer", vocab_file=vocab, merge_file=merges)
     )
 
 
@@ -91,9 +91,7 @@ def test_missing_merge_file_is_one_line_error_naming_flag_and_path(gpt2_files, t
     with pytest.raises(
         TokenizerError, match="^--tokenizer-type GPT2BPETokenizer needs --merge-file$"
     ):
-        build_tokenizer(
-            TokenizerConfig(tokenizer_type="GPT2BPETokenizer", vocab_file=gpt2_files[0])
-        )
+        build_tokenizer(TokenizerFlags(tokenizer_type="GPT2BPETokenizer", vocab_file=gpt2_files[0]))
 
 
 def test_vocab_without_byte_tokens_is_rejected(tmp_path, gpt2_files):

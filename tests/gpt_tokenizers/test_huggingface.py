@@ -7,12 +7,12 @@ import os
 import shutil
 
 import pytest
-from gpt_tokenizers import TokenizerConfig, TokenizerError, build_tokenizer
+from gpt_tokenizers import TokenizerError, TokenizerFlags, build_tokenizer
 
 
 def _build(path: str):
     return build_tokenizer(
-        TokenizerConfig(tokenizer_type="HuggingFaceTokenizer", tokenizer_model=path)
+        TokenizerFlags(tokenizer_type="HuggingFaceTokenizer", tokenizer_model=path)
     )
 
 

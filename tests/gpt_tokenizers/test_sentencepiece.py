@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import sentencepiece as spm
-from gpt_tokenizers import TokenizerConfig, TokenizerError, build_tokenizer
+from gpt_tokenizers import TokenizerError, TokenizerFlags, build_tokenizer
 
 
 def _build(kind: str, model: str, **kw):
-    return build_tokenizer(TokenizerConfig(tokenizer_type=kind, tokenizer_model=model, **kw))
+    return build_tokenizer(TokenizerFlags(tokenizer_type=kind, tokenizer_model=model, **kw))
 
 
 def test_gpt_sentencepiece_is_the_plain_model(sp_model, sample_texts):
@@ -102,4 +102,4 @@ def test_broken_model_file_is_one_line_error(tmp_path):
     with pytest.raises(TokenizerError, match="^--tokenizer-model: no such file: "):
         _build("Llama2Tokenizer", str(tmp_path / "missing.model"))
     with pytest.raises(TokenizerError, match="needs --tokenizer-model$"):
-        build_tokenizer(TokenizerConfig(tokenizer_type="SentencePieceTokenizer"))
+        build_tokenizer(TokenizerFlags(tokenizer_type="SentencePieceTokenizer"))

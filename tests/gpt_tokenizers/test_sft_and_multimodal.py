@@ -6,7 +6,13 @@ import os
 
 import numpy as np
 import pytest
-from gpt_tokenizers import TokenizerConfig, TokenizerError, build_tokenizer
+from gpt_tokenizers import (
+    MultimodalOptions,
+    SFTPromptConfig,
+    TokenizerError,
+    TokenizerFlags,
+    build_tokenizer,
+)
 from gpt_tokenizers.chat import IGNORE_INDEX
 from tokenizers import Tokenizer
 
@@ -21,11 +27,8 @@ CONVERSATION = [
 
 def _sft(hf_dir: str, prompt_format: str):
     return build_tokenizer(
-        TokenizerConfig(
-            tokenizer_type="SFTTokenizer",
-            tokenizer_model=hf_dir,
-            sft_tokenizer_prompt_format=prompt_format,
-        )
+        TokenizerFlags(tokenizer_type="SFTTokenizer", tokenizer_model=hf_dir),
+        sft_prompt=SFTPromptConfig(sft_tokenizer_prompt_format=prompt_format),
     )
 
 
@@ -141,13 +144,14 @@ def test_malformed_conversations_and_formats_are_errors(hf_dir):
 
 
 def _mm(hf_dir: str, prompt_format: str | None, image_tag_type: str = "nvlm"):
-    return build_tokenizer(
-        TokenizerConfig(
-            tokenizer_type="MultimodalTokenizer",
-            tokenizer_model=hf_dir,
-            tokenizer_prompt_format=prompt_format,
-            image_tag_type=image_tag_type,
+    options = None
+    if prompt_format is not None:
+        options = MultimodalOptions(
+            tokenizer_prompt_format=prompt_format, image_tag_type=image_tag_type
         )
+    return build_tokenizer(
+        TokenizerFlags(tokenizer_type="MultimodalTokenizer", tokenizer_model=hf_dir),
+        multimodal=options,
     )
 
 

@@ -6,14 +6,14 @@ import json
 
 import pytest
 import tiktoken
-from gpt_tokenizers import TokenizerConfig, TokenizerError, build_tokenizer
+from gpt_tokenizers import TokenizerError, TokenizerFlags, build_tokenizer
 from gpt_tokenizers.tiktokenizer import PATTERN_TIKTOKEN_V1, PATTERN_TIKTOKEN_V2
 
 NUM_SPECIAL = 10
 
 
-def _cfg(path: str, n_ranks: int, pattern: str = "v2", **kw) -> TokenizerConfig:
-    return TokenizerConfig(
+def _cfg(path: str, n_ranks: int, pattern: str = "v2", **kw) -> TokenizerFlags:
+    return TokenizerFlags(
         tokenizer_type="TikTokenizer",
         tokenizer_model=path,
         tiktoken_pattern=pattern,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-GOLDEN = Path("/work/shared/reference/golden/corpus/tiny_text_document")
+GOLDEN_CORPUS = Path("corpus", "tiny_text_document")  # under the golden folder
 
 
 def test_null_tokenizer_output_equals_hand_built_files(
@@ -22,6 +22,24 @@ def test_null_tokenizer_output_equals_hand_built_files(
     expected = spec_files([[[int(x) for x in t.split()]] for t in texts], "uint16")
     assert read_outputs(tmp_path / "out_text_document") == expected
     assert "Wrote" in run.out
+
+
+def test_null_tokenizer_empty_text_is_an_empty_document(
+    tmp_path, cli, spec_files, read_outputs, write_jsonl
+):
+    # An empty text has no ids: a document boundary with no sequence (and no eod), as any
+    # other tokenizer's empty text; the document count includes it.
+    src = write_jsonl(tmp_path / "in.jsonl", [{"text": "1 2"}, {"text": ""}, {"text": "7"}])
+    run = cli("--input", src, "--output-prefix", tmp_path / "out", "--append-eod",
+              "--tokenizer-type", "NullTokenizer", "--vocab-size", "100")  # fmt: skip
+    assert run.code == 0, run.err
+    expected = spec_files([[[1, 2, 100]], [], [[7, 100]]], "uint16")
+    assert read_outputs(tmp_path / "out_text_document") == expected
+    idx = expected[1]
+    sequences, boundaries = (int.from_bytes(idx[a : a + 8], "little") for a in (18, 26))
+    assert (sequences, boundaries) == (2, 4)  # three documents: boundaries 0, 1, 1, 2
+    start = 34 + sequences * (4 + 8)
+    assert np.frombuffer(idx, np.int64, boundaries, start).tolist() == [0, 1, 1, 2]
 
 
 def test_gpt2_bpe_output_equals_hand_built_files(
@@ -92,13 +110,12 @@ def test_dtype_is_uint16_below_65500_tokens_else_int32(
 
 
 def test_golden_corpus_of_the_original_is_reproduced_byte_for_byte(
-    tmp_path, cli, spec_files, read_outputs, write_jsonl
+    tmp_path, cli, spec_files, read_outputs, write_jsonl, golden_dir
 ):
     # The original wrote this corpus with NullTokenizer --vocab-size 1000 --append-eod.
-    if not GOLDEN.with_suffix(".idx").exists():
-        pytest.skip("golden corpus not available")
-    shutil.copy(GOLDEN.with_suffix(".bin"), tmp_path / "golden.bin")
-    shutil.copy(GOLDEN.with_suffix(".idx"), tmp_path / "golden.idx")
+    golden = golden_dir / GOLDEN_CORPUS
+    shutil.copy(golden.with_suffix(".bin"), tmp_path / "golden.bin")
+    shutil.copy(golden.with_suffix(".idx"), tmp_path / "golden.idx")
     data = np.fromfile(tmp_path / "golden.bin", dtype=np.uint16)
     idx = (tmp_path / "golden.idx").read_bytes()
     count = int.from_bytes(idx[18:26], "little")

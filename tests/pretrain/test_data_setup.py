@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import threading
@@ -21,10 +20,10 @@ from gpt_pretrain_app.data_setup import (
     dataset_config,
     requested_num_samples,
 )
+from gpt_pretrain_app.run_config import RunConfig
 from gpt_pretrain_app.validate import validate_args
-from gpt_tokenizers import TokenizerConfig, build_tokenizer
+from gpt_tokenizers import TokenizerFlags, build_tokenizer
 
-GOLDEN = Path("/work/shared/reference/golden")
 PREFIX = "corpus/tiny_text_document"
 # The golden cache entries the original wrote for these args with the v0.14 NullTokenizer.
 TRAIN_HASH = "876cd2088614f3c8b268db8f2b12f3f6"
@@ -32,8 +31,9 @@ VALID_HASH = "29748a2d9a105f5eb9fe07d730878214"
 
 
 def flags(drop: tuple[str, ...] = (), extra: tuple[str, ...] = ()) -> list[str]:
-    """The golden run's flags, without `drop` (and their values), plus `extra`."""
-    golden = json.loads((GOLDEN / "gpt.json").read_text())["args"]
+    """The golden run's flags (from the working directory's copy of gpt.json), without `drop`
+    (and their values), plus `extra`."""
+    golden = json.loads(Path("gpt.json").read_text())["args"]
     out: list[str] = []
     skipping = False
     for token in golden:
@@ -44,32 +44,30 @@ def flags(drop: tuple[str, ...] = (), extra: tuple[str, ...] = ()) -> list[str]:
     return out + list(extra)
 
 
-def resolve(
-    drop: tuple[str, ...] = (), extra: tuple[str, ...] = (), **changes
-) -> argparse.Namespace:
-    args = validate_args(parse_args(flags(drop, extra)), world_size=1).args
-    return argparse.Namespace(**{**vars(args), **changes})
+def resolve(drop: tuple[str, ...] = (), extra: tuple[str, ...] = (), **changes) -> RunConfig:
+    config = validate_args(parse_args(flags(drop, extra)), world_size=1)
+    return config.with_values(**changes)
 
 
-def null_tokenizer(args: argparse.Namespace):
+def null_tokenizer(config: RunConfig):
+    tokenizer = config.tokenizer
     return build_tokenizer(
-        TokenizerConfig(tokenizer_type=args.tokenizer_type, vocab_size=args.vocab_size)
+        TokenizerFlags(tokenizer_type=tokenizer.tokenizer_type, vocab_size=tokenizer.vocab_size)
     )
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A scratch directory holding a copy of the golden corpus under ./corpus (no cache)."""
-    if not GOLDEN.is_dir():
-        pytest.skip("golden fixtures not available")
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, golden_dir: Path) -> Path:
+    """A scratch directory laid out as the golden folder: its corpus under ./corpus (no cache),
+    gpt.json (the run's flags) and first_batch.json."""
     (tmp_path / "corpus").mkdir()
-    for suffix in (".bin", ".idx"):
-        shutil.copyfile(GOLDEN / f"{PREFIX}{suffix}", tmp_path / f"{PREFIX}{suffix}")
+    for name in (f"{PREFIX}.bin", f"{PREFIX}.idx", "gpt.json", "first_batch.json"):
+        shutil.copyfile(golden_dir / name, tmp_path / name)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
 
-def iterators(args: argparse.Namespace, tokenizer=None, **kwargs):
+def iterators(args: RunConfig, tokenizer=None, **kwargs):
     options = dict(dp_rank=0, dp_size=1, is_build_rank=True, barrier=None)
     options.update(kwargs)
     return build_datasets_and_iterators(args, tokenizer or null_tokenizer(args), **options)
@@ -84,7 +82,7 @@ def test_first_global_batch_equals_the_originals(workdir: Path) -> None:
     args = resolve()
     data = iterators(args)
     batch = global_batch(data.train)
-    golden = json.loads((GOLDEN / "first_batch.json").read_text())
+    golden = json.loads((workdir / "first_batch.json").read_text())
     assert batch["tokens"].tolist() == golden["tokens"]
     assert batch["labels"].tolist() == golden["labels"]
     assert batch["loss_mask"].dtype == torch.float32 and bool((batch["loss_mask"] == 1).all())
@@ -93,10 +91,12 @@ def test_first_global_batch_equals_the_originals(workdir: Path) -> None:
     assert data.do_train and not data.do_valid and not data.do_test  # --eval-iters 0
 
 
-def test_index_caches_get_the_originals_names_and_descriptions(workdir: Path) -> None:
+def test_index_caches_get_the_originals_names_and_descriptions(
+    workdir: Path, golden_dir: Path
+) -> None:
     iterators(resolve())
     written = workdir / PREFIX / "cache" / "GPTDataset_indices"
-    golden = GOLDEN / PREFIX / "cache" / "GPTDataset_indices"
+    golden = golden_dir / PREFIX / "cache" / "GPTDataset_indices"
     for stem in (f"{TRAIN_HASH}-GPTDataset-train", f"{VALID_HASH}-GPTDataset-valid"):
         description = f"{stem}-description.txt"
         assert (written / description).read_text() == (golden / description).read_text()
@@ -212,7 +212,7 @@ def test_rank_zero_builds_while_a_non_building_rank_waits_at_the_barrier(workdir
     for thread in threads:
         thread.join(timeout=120)
     assert results[1].train is None and results[0].do_train
-    golden = json.loads((GOLDEN / "first_batch.json").read_text())
+    golden = json.loads((workdir / "first_batch.json").read_text())
     assert global_batch(results[0].train)["tokens"].tolist() == golden["tokens"]
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+from dataclasses import dataclass
+
 import pytest
 from gpt_pretrain_app.cli import parse_args
 from gpt_pretrain_app.errors import ArgsError
@@ -14,8 +17,22 @@ BASE = [
 ]  # fmt: skip
 
 
-def resolve(*extra: str, world_size: int = 1, base: list[str] = BASE):
-    return validate_args(parse_args([*base, *extra]), world_size=world_size)
+@dataclass(frozen=True)
+class Resolved:
+    """validate_args' RunConfig, seen as the original's flat args (what these tests check)."""
+
+    args: argparse.Namespace
+    warnings: tuple[str, ...]
+    messages: tuple[str, ...]
+
+
+def validated(argv: list[str], world_size: int = 1) -> Resolved:
+    config = validate_args(parse_args(argv), world_size=world_size)
+    return Resolved(config.to_original_args(), config.warnings, config.messages)
+
+
+def resolve(*extra: str, world_size: int = 1, base: list[str] = BASE) -> Resolved:
+    return validated([*base, *extra], world_size=world_size)
 
 
 def without(*flags: str) -> list[str]:
@@ -198,7 +215,7 @@ def test_rampup_leaves_microbatches_to_the_calculator():
         "--train-samples",
         "200",
     ]
-    r = validate_args(parse_args([*without("--train-iters"), *extra]))
+    r = validated([*without("--train-iters"), *extra])
     assert r.args.num_microbatches is None and r.args.global_batch_size == 8
 
 
@@ -240,15 +257,15 @@ def test_virtual_pipeline_size():
 
 
 def test_data_path_gets_the_default_split():
-    r = validate_args(parse_args([*without("--mock-data"), "--data-path", "corpus"]))
+    r = validated([*without("--mock-data"), "--data-path", "corpus"])
     assert r.args.split == "969, 30, 1"
     assert r.args.dataloader_type == "single"
 
 
 def test_deprecated_flags_map_to_their_replacements_with_one_warning():
-    r = validate_args(parse_args([*without("--micro-batch-size"), "--batch-size", "3"]))
+    r = validated([*without("--micro-batch-size"), "--batch-size", "3"])
     assert r.args.micro_batch_size == 3 and r.args.batch_size is None
-    assert r.warnings == ["warning: --batch-size is deprecated, use --micro-batch-size"]
+    assert r.warnings == ("warning: --batch-size is deprecated, use --micro-batch-size",)
     r = resolve("--warmup", "3")
     assert r.args.lr_warmup_iters == 3
     r = resolve("--model-parallel-size", "2", world_size=2)

@@ -174,11 +174,11 @@ def raw_tokenizer(corpus: Path, vocab: str, merges: str) -> tuple[float, float, 
 
     Returns (MB/s of the JSONL file, docs/s, CPU seconds tokenizing, CPU seconds building).
     """
-    from gpt_tokenizers import TokenizerConfig, build_tokenizer
+    from gpt_tokenizers import TokenizerFlags, build_tokenizer
 
     cpu = time.process_time()
     tok = build_tokenizer(
-        TokenizerConfig(tokenizer_type="GPT2BPETokenizer", vocab_file=vocab, merge_file=merges)
+        TokenizerFlags(tokenizer_type="GPT2BPETokenizer", vocab_file=vocab, merge_file=merges)
     )
     build_cpu = time.process_time() - cpu
     with open(corpus, encoding="utf-8") as f:

@@ -63,7 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="also time a plain PyTorch GPT-2-style model with SDPA, compiled whole "
                    "(tools/bench/plain_gpt.py; --arch gpt only)")  # fmt: skip
     p.add_argument("--compile-mode", choices=("auto", "off"), default=None,
-                   help="gpt_models.kernels.set_compile_mode (default: the environment's)")  # fmt: skip
+                   help="the provider's compile choice (default: the environment's, "
+                   "GPT_STACK_COMPILE / GPT_STACK_NO_COMPILE, as the pretrain app)")  # fmt: skip
     p.add_argument("--cross-entropy-loss-fusion", action="store_true")
     p.add_argument("--no-bias-gelu-fusion", action="store_true")
     p.add_argument("--no-bias-swiglu-fusion", action="store_true")
@@ -146,7 +147,7 @@ def our_config(args: argparse.Namespace, dtype: torch.dtype):
     from gpt_models import TransformerConfig
 
     llama = args.arch == "llama"
-    return TransformerConfig(
+    return TransformerConfig.from_flat(
         num_layers=args.num_layers,
         hidden_size=args.hidden_size,
         num_attention_heads=args.num_attention_heads,
@@ -171,14 +172,19 @@ def our_config(args: argparse.Namespace, dtype: torch.dtype):
 def ours(args: argparse.Namespace, config, tokens: torch.Tensor, labels: torch.Tensor):
     """Our pretrain step: forward with labels, masked mean loss, backward, optimizer step."""
     from gpt_models import GPTModel
+    from gpt_models.provider import LocalProvider
+    from gpt_parallel.config import LearningRateConfig, OptimizerConfig, PrecisionConfig
     from gpt_parallel.losses import loss_for_backward
-    from gpt_parallel.optim import OptimizerConfig, build_optimizer
+    from gpt_parallel.optim import build_optimizer
 
     torch.manual_seed(args.seed)
-    model = GPTModel(config)
+    model = GPTModel(config, provider=LocalProvider(config, compile=args.compile_mode))
     bf16 = config.params_dtype == torch.bfloat16
     optimizer = build_optimizer(
-        model.named_parameters(), OptimizerConfig(lr=1e-4, bf16=bf16, clip_grad=1.0)
+        model.named_parameters(),
+        OptimizerConfig(clip_grad=1.0),
+        LearningRateConfig(lr=1e-4),
+        PrecisionConfig(bf16=bf16),
     )
     loss_mask = torch.ones(labels.shape, dtype=torch.float32)
     num_tokens = loss_mask.sum()
@@ -377,10 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     malloc = keep_freed_memory() if args.malloc_keep_freed else False
-    from gpt_models.kernels.compiled import compile_mode, set_compile_mode
+    from gpt_models.kernels.compiled import compile_choice_from_environment
 
-    if args.compile_mode:
-        set_compile_mode(args.compile_mode)
+    args.compile_mode = args.compile_mode or compile_choice_from_environment(os.environ)
 
     def out(line: str) -> None:
         print(line, flush=True)
@@ -391,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     out(
         f"torch {torch.__version__}, transformers {transformers.__version__}, "
         f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
-        f"compile mode {compile_mode()}, malloc keeps freed memory: {malloc}"
+        f"compile mode {args.compile_mode}, malloc keeps freed memory: {malloc}"
     )
     config = our_config(args, torch.float32)
     out(

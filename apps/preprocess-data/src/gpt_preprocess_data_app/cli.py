@@ -10,9 +10,8 @@ import argparse
 import sys
 from dataclasses import replace
 
-from gpt_flags.flagspec import add_flags, flag_fields
-from gpt_tokenizers import TokenizerConfig
-from gpt_tokenizers.config import TokenizerFlags
+from gpt_flags.flagspec import add_flags, from_namespace
+from gpt_tokenizers import TokenizerFlags
 
 from .errors import PreprocessError
 from .job import PreprocessJob
@@ -105,23 +104,21 @@ def _positive(value: int, flag: str) -> int:
     return value
 
 
-def tokenizer_config_from_args(args: argparse.Namespace) -> TokenizerConfig:
-    """The tokenizer settings the original's preprocess_data.py builds with.
+def tokenizer_flags_from_args(args: argparse.Namespace) -> TokenizerFlags:
+    """The tokenizer flags the original's preprocess_data.py builds with.
 
     Like the original, it always builds with 0 extra vocab ids (it overwrites the flag), so
     outputs match the original's dtype and ids; a given --vocab-extra-ids is reported and ignored.
+    (The original's other overrides, the vocab padding and TP size, pad nothing here.)
     """
-    values = {f.name: getattr(args, f.name) for f in flag_fields(TokenizerFlags)}
-    if values.get("vocab_extra_ids"):
+    flags = from_namespace(TokenizerFlags, args)
+    if flags.vocab_extra_ids:
         print(
             "warning: --vocab-extra-ids is ignored, as in the original's preprocess_data.py "
             "(it always builds the tokenizer with 0 extra ids)",
             file=sys.stderr,
         )
-    cfg = TokenizerConfig(**values)
-    return replace(
-        cfg, vocab_extra_ids=0, make_vocab_size_divisible_by=128, tensor_model_parallel_size=1
-    )
+    return replace(flags, vocab_extra_ids=0)
 
 
 def job_from_args(args: argparse.Namespace) -> PreprocessJob:
@@ -147,5 +144,5 @@ def job_from_args(args: argparse.Namespace) -> PreprocessJob:
         keep_sequential_samples=args.keep_sequential_samples,
         log_interval=_positive(args.log_interval, "--log-interval"),
         skip_bad_lines=args.skip_bad_lines,
-        tokenizer=tokenizer_config_from_args(args),
+        tokenizer=tokenizer_flags_from_args(args),
     )

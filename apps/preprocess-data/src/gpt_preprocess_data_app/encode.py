@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from gpt_tokenizers import Tokenizer, TokenizerConfig, build_tokenizer
+from gpt_tokenizers import SFTPromptConfig, Tokenizer, TokenizerFlags, build_tokenizer
 
 from .collect import DocumentCollector, EncodedDocs
 from .errors import PreprocessError
@@ -42,7 +42,7 @@ class EncodeSettings:
     """What a worker needs to encode (picklable: sent once to each worker)."""
 
     json_keys: tuple[str, ...]
-    tokenizer: TokenizerConfig
+    tokenizer: TokenizerFlags
     dtype: str
     append_eod: bool = False
     split_sentences: bool = False
@@ -62,6 +62,12 @@ class EncodedBatch:
     skipped: int = 0
     first_skipped: str | None = None
     error: str | None = None
+
+
+def build_job_tokenizer(flags: TokenizerFlags) -> Tokenizer:
+    """The tokenizer of a run. preprocess_data has no "sft" flag group, so an SFTTokenizer gets
+    that group's defaults (prompt format nemotron-h-aligned)."""
+    return build_tokenizer(flags, sft_prompt=SFTPromptConfig())
 
 
 def _lines(data: bytes) -> list[str | UnicodeDecodeError]:
@@ -100,7 +106,9 @@ class Encoder:
 
     def __init__(self, settings: EncodeSettings, tokenizer: Tokenizer | None = None) -> None:
         self.settings = settings
-        self.tokenizer = tokenizer if tokenizer is not None else build_tokenizer(settings.tokenizer)
+        self.tokenizer = (
+            tokenizer if tokenizer is not None else build_job_tokenizer(settings.tokenizer)
+        )
         self.dtype = np.dtype(settings.dtype)
         self.eod = self.tokenizer.eod if settings.append_eod else None
         self.splitter: SentenceSplitter | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gpt_tokenizers import TokenizerConfig
+from gpt_tokenizers import TokenizerFlags
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,8 +47,8 @@ class PreprocessJob:
     skip_bad_lines: bool = False
     """--skip-bad-lines (ours): skip and count unusable records instead of stopping."""
 
-    tokenizer: TokenizerConfig
-    """The tokenizer flags, as gpt-tokenizers takes them."""
+    tokenizer: TokenizerFlags
+    """The tokenizer flags (gpt-tokenizers' own flag class, as parsed)."""
 
     @property
     def level(self) -> str:

@@ -12,10 +12,10 @@ import sys
 import time
 
 from gpt_data.indexed_dataset import optimal_dtype
-from gpt_tokenizers import TokenizerError, build_tokenizer
+from gpt_tokenizers import TokenizerError
 
 from .cli import build_parser, job_from_args
-from .encode import Encoder, EncodeSettings
+from .encode import Encoder, EncodeSettings, build_job_tokenizer
 from .errors import PreprocessError
 from .inputs import expand_inputs, input_size, iter_batches
 from .job import PreprocessJob
@@ -44,7 +44,7 @@ def run(
     startup = time.perf_counter()
     paths = expand_inputs(job.input)
     _check_output_directory(job.output_prefix)
-    tokenizer = build_tokenizer(job.tokenizer)
+    tokenizer = build_job_tokenizer(job.tokenizer)
     if job.append_eod:
         try:
             tokenizer.eod  # noqa: B018 - fail before any work if there is no eod id

@@ -7,7 +7,6 @@ scheduler, RNG and sample counters) comes with our own checkpoint writer.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,23 +19,24 @@ from gpt_ckpt.legacy_reader import (
 from gpt_models.original_names import load_original_state_dict
 
 from .errors import ArgsError
+from .run_config import RunConfig
 
 Log = Callable[[str], None]
 
 
-def check_load_flags(args: argparse.Namespace) -> None:
+def check_load_flags(run: RunConfig) -> None:
     """Refuse, before any work, what `--load` cannot do yet."""
-    if not args.load:
+    if not run.checkpoint.load:
         return
-    if not args.finetune:
+    if not run.checkpoint.finetune:
         raise ArgsError(
             "--load without --finetune (resuming the optimizer, scheduler and data position) "
             "is not implemented yet; add --finetune to start from the checkpoint's weights"
         )
-    if args.ckpt_format != "torch" and not args.auto_detect_ckpt_format:
-        if _looks_distributed(Path(args.load)):
+    if run.checkpoint.ckpt_format != "torch" and not run.checkpoint.auto_detect_ckpt_format:
+        if _looks_distributed(Path(run.checkpoint.load)):
             raise ArgsError(
-                f"--load {args.load}: --ckpt-format {args.ckpt_format} checkpoints are not "
+                f"--load {run.checkpoint.load}: --ckpt-format {run.checkpoint.ckpt_format} checkpoints are not "
                 "readable yet; only --ckpt-format torch"
             )
 
@@ -47,7 +47,7 @@ def _looks_distributed(load_dir: Path) -> bool:
 
 def load_pretrained_weights(
     model: torch.nn.Module,
-    args: argparse.Namespace,
+    run: RunConfig,
     *,
     tp_rank: int,
     pp_rank: int,
@@ -55,12 +55,12 @@ def load_pretrained_weights(
     warn: Log,
 ) -> int:
     """Load this rank's model shard from `--load`; returns the checkpoint's iteration."""
-    load_dir = Path(args.load)
+    load_dir = Path(run.checkpoint.load)
     tracker = load_dir / TRACKER_FILENAME
     if not tracker.is_file():
-        if args.exit_on_missing_checkpoint:
+        if run.checkpoint.exit_on_missing_checkpoint:
             raise ArgsError(
-                f"--load {args.load}: no checkpoint there ({TRACKER_FILENAME} is missing) and "
+                f"--load {run.checkpoint.load}: no checkpoint there ({TRACKER_FILENAME} is missing) and "
                 "--exit-on-missing-checkpoint is set"
             )
         warn(f"WARNING: could not find the metadata file {tracker}")
@@ -68,14 +68,14 @@ def load_pretrained_weights(
         return 0
     try:
         checkpoint = read_legacy_checkpoint(load_dir, tp_rank=tp_rank, pp_rank=pp_rank)
-        log(f" loading checkpoint from {args.load} at iteration {checkpoint.iteration}")
+        log(f" loading checkpoint from {run.checkpoint.load} at iteration {checkpoint.iteration}")
         load_original_state_dict(model, checkpoint.model, strict=True)
     except (LegacyCheckpointError, KeyError, RuntimeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ArgsError(f"--load {args.load}: {first}") from None
+        raise ArgsError(f"--load {run.checkpoint.load}: {first}") from None
     log(
-        f"  successfully loaded checkpoint from {args.load} [ t {tp_rank + 1}/"
-        f"{args.tensor_model_parallel_size}, p {pp_rank + 1}/"
-        f"{args.pipeline_model_parallel_size} ] at iteration {checkpoint.iteration}"
+        f"  successfully loaded checkpoint from {run.checkpoint.load} [ t {tp_rank + 1}/"
+        f"{run.distributed.tensor_model_parallel_size}, p {pp_rank + 1}/"
+        f"{run.distributed.pipeline_model_parallel_size} ] at iteration {checkpoint.iteration}"
     )
     return checkpoint.iteration

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
-from typing import Any, NoReturn
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from gpt_flags.flagspec import add_flags
 
 from .errors import ArgsError
 from .groups import ORIGINAL_GROUP_ORDER, flag_configs
+
+if TYPE_CHECKING:
+    from gpt_models.kernels.compiled import CompileChoice
 
 
 class _Parser(argparse.ArgumentParser):
@@ -112,4 +116,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return first
 
 
-__all__ = ["build_parser", "parse_args"]
+def compile_choice(environ: Mapping[str, str] = os.environ) -> CompileChoice:
+    """Whether the model's fused regions compile: `GPT_STACK_COMPILE=auto|off`
+    (`GPT_STACK_NO_COMPILE=1` = off), default auto. Read once here; the library never reads it."""
+    from gpt_models.kernels.compiled import compile_choice_from_environment  # torch: not for --help
+
+    try:
+        return compile_choice_from_environment(environ)
+    except ValueError as err:
+        raise ArgsError(str(err)) from None
+
+
+__all__ = ["build_parser", "compile_choice", "parse_args"]

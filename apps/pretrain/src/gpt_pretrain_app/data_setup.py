@@ -9,7 +9,6 @@ whose sampler resumes from the consumed samples, and the iterators the loop pull
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +28,8 @@ from gpt_data.samplers import build_pretraining_data_loader
 from gpt_data.sft_dataset import SFTDataset, SFTDatasetConfig
 from gpt_data.token_check import check_token_ids, indexed_datasets_of
 from gpt_parallel.microbatches import train_iters_for_samples
+
+from .run_config import RunConfig, expect_typed
 
 Log = Callable[[str], None]
 
@@ -74,84 +75,84 @@ def tokenizer_fields(tokenizer: Any) -> dict[str, Any]:
     }
 
 
-def resolved_train_iters(args: argparse.Namespace) -> int | None:
+def resolved_train_iters(run: RunConfig) -> int | None:
     """`--train-iters`, or the iterations `--train-samples` implies (the original's
     update_train_iters, which runs before the datasets are built)."""
-    if args.train_iters or not args.train_samples:
-        return args.train_iters
+    if run.loop.train_iters or not run.loop.train_samples:
+        return run.loop.train_iters
     return train_iters_for_samples(
-        args.train_samples,
-        args.global_batch_size,
-        args.micro_batch_size,
-        args.data_parallel_size,
-        args.rampup_batch_size,
-        args.decrease_batch_size_if_needed,
+        run.loop.train_samples,
+        run.parallel.global_batch_size,
+        run.parallel.micro_batch_size,
+        run.distributed.data_parallel_size,
+        run.parallel.rampup_batch_size,
+        run.parallel.decrease_batch_size_if_needed,
     )
 
 
-def requested_num_samples(args: argparse.Namespace) -> tuple[int, int | None, int]:
+def requested_num_samples(run: RunConfig) -> tuple[int, int | None, int]:
     """Minimum samples per split: train, valid (None with --full-validation), test."""
     return get_train_valid_test_num_samples(
-        train_samples=args.train_samples,
-        train_iters=resolved_train_iters(args),
-        global_batch_size=args.global_batch_size,
-        eval_interval=args.eval_interval,
-        eval_iters=args.eval_iters,
-        full_validation=args.full_validation,
+        train_samples=run.loop.train_samples,
+        train_iters=resolved_train_iters(run),
+        global_batch_size=run.parallel.global_batch_size,
+        eval_interval=run.evaluation.eval_interval,
+        eval_iters=run.evaluation.eval_iters,
+        full_validation=run.validation_data.full_validation,
     )
 
 
-def dataset_class(args: argparse.Namespace) -> type:
+def dataset_class(run: RunConfig) -> type:
     """pretrain_gpt's choice: SFTDataset with --sft, MockGPTDataset with --mock-data, else GPTDataset."""
-    if args.sft:
+    if run.sft.sft:
         return SFTDataset
-    return MockGPTDataset if args.mock_data else GPTDataset
+    return MockGPTDataset if run.data.mock_data else GPTDataset
 
 
-def dataset_config(args: argparse.Namespace, tokenizer: Any) -> GPTDatasetConfig:
+def dataset_config(run: RunConfig, tokenizer: Any) -> GPTDatasetConfig:
     """The flags mapped onto the dataset config (SFTDatasetConfig, holding the tokenizer, for --sft)."""
     blend, blend_per_split = get_blend_and_blend_per_split(
-        data_path=args.data_path,
-        data_args_path=args.data_args_path,
-        train_data_path=args.train_data_path,
-        valid_data_path=args.valid_data_path,
-        test_data_path=args.test_data_path,
-        per_split_data_args_path=args.per_split_data_args_path,
+        data_path=run.data.data_path,
+        data_args_path=run.data.data_args_path,
+        train_data_path=run.data.train_data_path,
+        valid_data_path=run.data.valid_data_path,
+        test_data_path=run.data.test_data_path,
+        per_split_data_args_path=run.data.per_split_data_args_path,
     )
-    if blend is None and blend_per_split is None and not args.mock_data:
+    if blend is None and blend_per_split is None and not run.data.mock_data:
         raise ValueError(
             "no training data: give --data-path, --data-args-path, --train/valid/test-data-path, "
             "--per-split-data-args-path, or --mock-data"
         )
-    if args.sft and blend is None and blend_per_split is None:
+    if run.sft.sft and blend is None and blend_per_split is None:
         raise ValueError("--sft reads conversations from JSONL: give --data-path (not --mock-data)")
     fields: dict[str, Any] = dict(
-        random_seed=args.seed,
-        sequence_length=args.seq_length,
+        random_seed=run.seed.seed,
+        sequence_length=run.data.seq_length,
         blend=blend,
         blend_per_split=blend_per_split,
-        split=args.split,
-        multiple_validation_sets=args.multiple_validation_sets,
-        full_validation=args.full_validation,
-        num_dataset_builder_threads=args.num_dataset_builder_threads,
-        path_to_cache=args.data_cache_path,
-        mmap_bin_files=args.mmap_bin_files,
-        reset_position_ids=args.reset_position_ids,
-        reset_attention_mask=args.reset_attention_mask,
-        eod_mask_loss=args.eod_mask_loss,
-        create_attention_mask=args.create_attention_mask_in_dataloader,
-        mid_level_dataset_surplus=args.mid_level_dataset_surplus,
+        split=run.data.split,
+        multiple_validation_sets=run.validation_data.multiple_validation_sets,
+        full_validation=run.validation_data.full_validation,
+        num_dataset_builder_threads=run.data.num_dataset_builder_threads,
+        path_to_cache=run.data.data_cache_path,
+        mmap_bin_files=run.data.mmap_bin_files,
+        reset_position_ids=run.data.reset_position_ids,
+        reset_attention_mask=run.data.reset_attention_mask,
+        eod_mask_loss=run.data.eod_mask_loss,
+        create_attention_mask=run.data.create_attention_mask_in_dataloader,
+        mid_level_dataset_surplus=run.data.mid_level_dataset_surplus,
         **tokenizer_fields(tokenizer),
     )
-    if args.sft:
+    if run.sft.sft:
         return SFTDatasetConfig(tokenizer=tokenizer, **fields)
-    if args.mock_data:
+    if run.data.mock_data:
         fields["vocab_size"] = tokenizer.vocab_size
     return GPTDatasetConfig(**fields)
 
 
 def build_datasets(
-    args: argparse.Namespace,
+    run: RunConfig,
     tokenizer: Any,
     *,
     is_build_rank: bool,
@@ -164,16 +165,16 @@ def build_datasets(
     Every rank calls this: with a `barrier`, global rank 0 builds first and writes the index
     caches, then the other ranks read them. Ranks with `is_build_rank` False get None.
     """
-    sizes = requested_num_samples(args)
+    sizes = requested_num_samples(run)
     if log:
         for line in log_target_sizes(sizes):
             log(line)
         log("> building train, validation, and test datasets for GPT ...")
-    config = dataset_config(args, tokenizer)
+    config = dataset_config(run, tokenizer)
     if barrier is None and not is_build_rank:
         return None, [None], None  # nothing to build and no other rank to meet
     builder = BlendedMegatronDatasetBuilder(
-        dataset_class(args),
+        dataset_class(run),
         sizes,
         lambda: is_build_rank,
         config,
@@ -182,7 +183,7 @@ def build_datasets(
     )
     train, valid, test = builder.build()
     valid = valid if isinstance(valid, list) else [valid]
-    if is_build_rank and not args.mock_data and not args.sft:
+    if is_build_rank and not run.data.mock_data and not run.sft.sft:
         check_vocabulary(train, valid, test, tokenizer.vocab_size)
     if log:
         log("> finished creating GPT datasets ...")
@@ -218,7 +219,7 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
 def build_data_loader(
     dataset: Any,
     consumed_samples: int,
-    args: argparse.Namespace,
+    run: RunConfig,
     *,
     dp_rank: int,
     dp_size: int,
@@ -228,12 +229,12 @@ def build_data_loader(
     return build_pretraining_data_loader(
         dataset,
         consumed_samples,
-        dataloader_type=args.dataloader_type,
-        micro_batch_size=args.micro_batch_size,
+        dataloader_type=run.dataloader.dataloader_type,
+        micro_batch_size=run.parallel.micro_batch_size,
         data_parallel_rank=dp_rank,
         data_parallel_size=dp_size,
-        num_workers=args.num_workers,
-        data_sharding=args.data_sharding,
+        num_workers=run.data.num_workers,
+        data_sharding=run.vision.data_sharding,
         full_validation=full_validation,
         collate_fn=collate,
     )
@@ -259,7 +260,7 @@ def as_iterator(dataloader_type: str, loader: Any) -> Any:
 
 
 def build_datasets_and_iterators(
-    args: argparse.Namespace,
+    run: RunConfig,
     tokenizer: Any,
     *,
     dp_rank: int,
@@ -277,39 +278,50 @@ def build_datasets_and_iterators(
     `consumed_valid_samples`, or from 0 with `--skip-train` or `--full-validation`, as the
     original; the test loader always starts at 0.
     """
+    expect_typed(run, RunConfig, "build_datasets_and_iterators")
     if log:
         log("> building train, validation, and test datasets ...")
     train_ds, valid_ds, test_ds = build_datasets(
-        args, tokenizer, is_build_rank=is_build_rank, barrier=barrier, rank=rank, log=log
+        run, tokenizer, is_build_rank=is_build_rank, barrier=barrier, rank=rank, log=log
     )
-    loader = dict(args=args, dp_rank=dp_rank, dp_size=dp_size)
+    loader = dict(run=run, dp_rank=dp_rank, dp_size=dp_size)
     train_loader = (
-        None if args.skip_train else build_data_loader(train_ds, consumed_train_samples, **loader)
+        None
+        if run.evaluation.skip_train
+        else build_data_loader(train_ds, consumed_train_samples, **loader)
     )
-    from_start = args.skip_train or args.full_validation
-    if args.multiple_validation_sets and not from_start and any(d is not None for d in valid_ds):
+    from_start = run.evaluation.skip_train or run.validation_data.full_validation
+    if (
+        run.validation_data.multiple_validation_sets
+        and not from_start
+        and any(d is not None for d in valid_ds)
+    ):
         raise ValueError("--multiple-validation-sets currently requires --full-validation")
     valid_loaders = [
         build_data_loader(
             dataset,
             0 if from_start else consumed_valid_samples,
-            full_validation=args.full_validation,
+            full_validation=run.validation_data.full_validation,
             **loader,
         )
         for dataset in valid_ds
     ]
     test_loader = build_data_loader(test_ds, 0, **loader)
 
-    kind = args.dataloader_type
+    kind = run.dataloader.dataloader_type
     # Validation sets evaluated whole each time are cycled, so every round starts a new pass.
-    valid_kind = "cyclic" if args.multiple_validation_sets and args.full_validation else kind
-    evaluates = args.full_validation or args.eval_iters > 0
+    valid_kind = (
+        "cyclic"
+        if run.validation_data.multiple_validation_sets and run.validation_data.full_validation
+        else kind
+    )
+    evaluates = run.validation_data.full_validation or run.evaluation.eval_iters > 0
     return DataIterators(
         train=as_iterator(kind, train_loader),
         valid=[as_iterator(valid_kind, v) for v in valid_loaders],
         test=as_iterator(kind, test_loader),
         valid_loaders=valid_loaders,
-        do_train=train_loader is not None and (resolved_train_iters(args) or 0) > 0,
+        do_train=train_loader is not None and (resolved_train_iters(run) or 0) > 0,
         do_valid=any(v is not None for v in valid_loaders) and evaluates,
         do_test=test_loader is not None and evaluates,
     )

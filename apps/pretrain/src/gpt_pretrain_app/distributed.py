@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from gpt_parallel.config import DistributedConfig
 
 from .errors import ArgsError
 
@@ -29,12 +30,12 @@ class ProcessInfo:
         return self.rank == self.world_size - 1
 
 
-def start_distributed(args) -> ProcessInfo:
+def start_distributed(distributed: DistributedConfig) -> ProcessInfo:
     """One process, or the ranks torchrun started (RANK, WORLD_SIZE, MASTER_ADDR in the env)."""
     rank = int(os.getenv("RANK", "0"))
     world_size = int(os.getenv("WORLD_SIZE", "1"))
-    local_rank = int(os.getenv("LOCAL_RANK", str(args.local_rank)))
-    backend = args.distributed_backend
+    local_rank = int(os.getenv("LOCAL_RANK", str(distributed.local_rank)))
+    backend = distributed.distributed_backend
     if backend == "nccl" and not torch.cuda.is_available():
         backend = "gloo"  # the original's default; on a machine without CUDA gloo stands in
     if torch.cuda.is_available() and backend == "nccl":
@@ -49,7 +50,7 @@ def start_distributed(args) -> ProcessInfo:
             backend=backend,
             rank=rank,
             world_size=world_size,
-            timeout=datetime.timedelta(minutes=args.distributed_timeout_minutes),
+            timeout=datetime.timedelta(minutes=distributed.distributed_timeout_minutes),
         )
     return ProcessInfo(rank, world_size, local_rank, device, backend)
 

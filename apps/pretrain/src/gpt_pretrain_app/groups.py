@@ -41,7 +41,8 @@ ORIGINAL_GROUP_ORDER = (
 
 def flag_configs() -> list[type]:
     """Every flag-declaring config class of every owner: the packages in dependency order, then
-    the app's own (imported here by name, so each owner is a declared dependency)."""
+    the app's own (imported here by name, so each owner is a declared dependency), each owner's
+    classes in the original's group order."""
     from gpt_ckpt import args as ckpt_args
     from gpt_data import args as data_args
     from gpt_fp8 import args as fp8_args
@@ -66,4 +67,11 @@ def flag_configs() -> list[type]:
         inference_args,
         app_args,
     )
-    return [cls for owner in owners for cls in owner.FLAG_CONFIGS]
+    # Each owner's classes in the original's group order (a package may declare its classes in
+    # several modules); owners keep the dependency order.
+    rank = {title: i for i, title in enumerate(ORIGINAL_GROUP_ORDER)}
+    return [
+        cls
+        for owner in owners
+        for cls in sorted(owner.FLAG_CONFIGS, key=lambda c: rank.get(c.GROUP, len(rank)))
+    ]

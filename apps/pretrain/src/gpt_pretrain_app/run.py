@@ -12,17 +12,20 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from gpt_data.index_cache import IndexCacheError
 from gpt_parallel.grad_accumulation import FP32GradAccumulator
-from gpt_parallel.parallel_state import ParallelSizes, ParallelState
+from gpt_parallel.parallel_state import ParallelState
 from gpt_parallel.random import set_random_seed
 from gpt_tokenizers import TokenizerError
 
 from .checkpoint_load import check_load_flags, load_pretrained_weights
-from .data_setup import build_datasets_and_iterators, resolved_train_iters
-from .distributed import start_distributed, stop_distributed
+from .cli import compile_choice
+from .data_setup import DataIterators, build_datasets_and_iterators, resolved_train_iters
+from .distributed import ProcessInfo, start_distributed, stop_distributed
 from .errors import ArgsError
 from .log_lines import datetime_marker
 from .model_setup import (
@@ -33,10 +36,13 @@ from .model_setup import (
 )
 from .optimizer_setup import build_microbatch_calculator, build_optimizer_and_scheduler
 from .result_checks import ResultChecks, UnexpectedResult
+from .run_config import RunConfig
 from .timers import Timers
 from .training import Trainer
 from .validate import validate_args
-from .writers import open_writers
+from .writers import MetricWriter, open_writers
+
+Log = Callable[[str], None]
 
 SHOW_TRACEBACKS = "GPT_STACK_TRACEBACK"
 """Set this environment variable to see the traceback behind a one-line error."""
@@ -64,7 +70,7 @@ def _printer(enabled: bool) -> Callable[[str], None]:
     return log
 
 
-def check_runnable_here(args: argparse.Namespace, world_size: int) -> None:
+def check_runnable_here(world_size: int) -> None:
     """What this version cannot run yet stops before any work, naming the cause."""
     if world_size > 1:
         raise ArgsError(
@@ -93,118 +99,178 @@ def run(args: argparse.Namespace, guard_flags, *, trainer_out: list | None = Non
 
 
 def _run(args: argparse.Namespace, guard_flags, trainer_out: list | None) -> int:
-    start = time.time()
-    warn_lines: list[str] = []
-    guard_flags(args, cuda_available(), warn=warn_lines.append)
-    world_size = int(os.getenv("WORLD_SIZE", "1"))
-    resolution = validate_args(args, world_size=world_size)
-    a = resolution.args
-    check_runnable_here(a, world_size)
-    check_load_flags(a)
+    setup = set_up(args, guard_flags)
+    if trainer_out is not None:
+        trainer_out.append(setup.trainer)
+    return execute(setup)
 
-    if a.logging_level is not None:
-        logging.basicConfig(level=a.logging_level)
-    process = start_distributed(a)
-    log = _printer(process.is_first)
-    log_last = _printer(process.is_last)
 
+@dataclass(frozen=True)
+class Setup:
+    """Everything a run is made of, built once by ``set_up`` and used by ``execute``."""
+
+    config: RunConfig
+    process: ProcessInfo
+    state: ParallelState
+    tokenizer: Any
+    model: torch.nn.Module
+    data: DataIterators
+    trainer: Trainer
+    writer: MetricWriter
+    log: Log
+
+
+@dataclass(frozen=True)
+class _Printers:
+    log: Log
+    log_last: Log
+    warn: Log
+
+
+def _printers(process: ProcessInfo) -> _Printers:
     def warn(text: str) -> None:
         if process.is_first:
             print(text, file=sys.stderr, flush=True)
 
-    for text in warn_lines + resolution.warnings:
-        warn(text)
-    for text in resolution.messages:
-        log(text)
+    return _Printers(_printer(process.is_first), _printer(process.is_last), warn)
 
-    state = ParallelState.build(
-        ParallelSizes(
-            tensor_model_parallel_size=a.tensor_model_parallel_size,
-            pipeline_model_parallel_size=a.pipeline_model_parallel_size,
-            context_parallel_size=a.context_parallel_size,
-        )
-    )
-    tokenizer, _padded = build_tokenizer_and_vocab(a, log)
-    log(arguments_block(a))
-    if a.deterministic_mode:
-        torch.use_deterministic_algorithms(True)
-    log(f"> setting random seeds to {a.seed} ...")
-    tracker = set_random_seed(
-        a.seed,
-        tp_rank=state.tp_rank,
-        pp_rank=state.pp_rank,
-        dp_rank=state.dp_rank,
-        data_parallel_random_init=a.data_parallel_random_init,
-        device_type=process.device.type,
-    )
-    del tracker  # dropout draws from the default generator on one tensor-parallel rank
-    log(datetime_marker("after megatron is initialized"))
-    log(f"time to initialize megatron (seconds): {time.time() - start:.3f}")
 
-    log("building GPT model ...")
-    config = build_transformer_config(a, warn)
-    model = build_model(config, process.device)
-    log(
+def set_up(args: argparse.Namespace, guard_flags) -> Setup:
+    """Flags -> RunConfig -> process group, seeds, tokenizer, model, optimizer, data, trainer."""
+    start = time.time()
+    warn_lines: list[str] = []
+    guard_flags(args, cuda_available(), warn=warn_lines.append)
+    world_size = int(os.getenv("WORLD_SIZE", "1"))
+    compile_mode = compile_choice()
+    config = validate_args(args, world_size=world_size)
+    check_runnable_here(world_size)
+    check_load_flags(config)
+
+    if config.logging.logging_level is not None:
+        logging.basicConfig(level=config.logging.logging_level)
+    process = start_distributed(config.distributed)
+    out = _printers(process)
+    for text in [*warn_lines, *config.warnings]:
+        out.warn(text)
+    for text in config.messages:
+        out.log(text)
+
+    state = ParallelState.build(config.distributed, config.expert)
+    tokenizer, padded = build_tokenizer_and_vocab(config, out.log)
+    config = config.with_padded_vocab(padded)
+    out.log(arguments_block(config.to_original_args()))
+    _seed(config, state, process, out.log)
+    out.log(datetime_marker("after megatron is initialized"))
+    out.log(f"time to initialize megatron (seconds): {time.time() - start:.3f}")
+
+    out.log("building GPT model ...")
+    config = config.with_model(build_transformer_config(config, out.warn))
+    model = build_model(config.model, process.device, compile=compile_mode)
+    out.log(
         " > number of parameters on (tensor, pipeline) model parallel rank "
         f"({state.tp_rank}, {state.pp_rank}): {count_parameters(model)}"
     )
-    if a.load:
+    if config.checkpoint.load:
         load_pretrained_weights(
-            model, a, tp_rank=state.tp_rank, pp_rank=state.pp_rank, log=log, warn=warn
+            model, config, tp_rank=state.tp_rank, pp_rank=state.pp_rank, log=out.log, warn=out.warn
         )
-    optimizer, scheduler = build_optimizer_and_scheduler(
-        model, a, grad_stats_group=state.group("tp-pp"), tp_rank=state.tp_rank
-    )
-    microbatches = build_microbatch_calculator(a)
-    low_precision = a.fp16 or a.bf16
-    accumulator = None
-    if low_precision and a.accumulate_allreduce_grads_in_fp32:
-        accumulator = FP32GradAccumulator(model.parameters())
-    log(datetime_marker("after model, optimizer, and learning rate scheduler are built"))
+    trainer_parts = _optimization(config, model, state)
+    out.log(datetime_marker("after model, optimizer, and learning rate scheduler are built"))
 
     data = build_datasets_and_iterators(
-        a,
+        config,
         tokenizer,
         dp_rank=state.dp_rank,
         dp_size=state.dp_size,
         is_build_rank=state.tp_rank == 0
         and (state.is_pipeline_first_stage or state.is_pipeline_last_stage),
         barrier=None,
-        log=log,
+        log=out.log,
     )
-    log(datetime_marker("after dataloaders are built"))
-    log("done with setup ...")
+    out.log(datetime_marker("after dataloaders are built"))
+    out.log("done with setup ...")
+    writer = open_writers(config, process.is_last)
+    trainer = _trainer(config, model, trainer_parts, process, state, writer, out.log_last)
+    return Setup(config, process, state, tokenizer, model, data, trainer, writer, out.log)
 
-    writer = open_writers(a, process.is_last)
-    timers = Timers(a.timing_log_level, a.timing_log_option)
+
+def _seed(config: RunConfig, state: ParallelState, process: ProcessInfo, log: Log) -> None:
+    if config.loop.deterministic_mode:
+        torch.use_deterministic_algorithms(True)
+    log(f"> setting random seeds to {config.seed.seed} ...")
+    tracker = set_random_seed(
+        config.seed.seed,
+        tp_rank=state.tp_rank,
+        pp_rank=state.pp_rank,
+        dp_rank=state.dp_rank,
+        data_parallel_random_init=config.seed.data_parallel_random_init,
+        device_type=process.device.type,
+    )
+    del tracker  # dropout draws from the default generator on one tensor-parallel rank
+
+
+@dataclass(frozen=True)
+class _Optimization:
+    optimizer: Any
+    scheduler: Any
+    microbatches: Any
+    accumulator: FP32GradAccumulator | None
+
+
+def _optimization(config: RunConfig, model: torch.nn.Module, state: ParallelState) -> _Optimization:
+    optimizer, scheduler = build_optimizer_and_scheduler(
+        model, config, grad_stats_group=state.group("tp-pp"), tp_rank=state.tp_rank
+    )
+    microbatches = build_microbatch_calculator(config)
+    precision = config.precision
+    accumulator = None
+    if (precision.fp16 or precision.bf16) and precision.accumulate_allreduce_grads_in_fp32:
+        accumulator = FP32GradAccumulator(model.parameters())
+    return _Optimization(optimizer, scheduler, microbatches, accumulator)
+
+
+def _trainer(
+    config: RunConfig,
+    model: torch.nn.Module,
+    parts: _Optimization,
+    process: ProcessInfo,
+    state: ParallelState,
+    writer: MetricWriter,
+    log_last: Log,
+) -> Trainer:
+    loop = config.loop
     checks = ResultChecks(
-        check_nan=a.check_for_nan_in_loss_and_grad,
-        check_spiky_loss=a.check_for_spiky_loss,
-        check_large_grads=a.check_for_large_grads,
+        check_nan=loop.check_for_nan_in_loss_and_grad,
+        check_spiky_loss=loop.check_for_spiky_loss,
+        check_large_grads=loop.check_for_large_grads,
         rank=process.rank,
         device=str(process.device),
     )
-    trainer = Trainer(
-        args=a,
+    return Trainer(
+        config=config,
         model=model,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        microbatches=microbatches,
+        optimizer=parts.optimizer,
+        scheduler=parts.scheduler,
+        microbatches=parts.microbatches,
         device=process.device,
-        train_iters=resolved_train_iters(a) or 0,
+        train_iters=resolved_train_iters(config) or 0,
         writer=writer,
-        timers=timers,
+        timers=Timers(config.logging.timing_log_level, config.logging.timing_log_option),
         log=log_last,
         checks=checks,
         dp_cp_group=state.group("dp-cp"),
-        grad_accumulator=accumulator,
+        grad_accumulator=parts.accumulator,
         world_size=process.world_size,
         rank=process.rank,
     )
-    if trainer_out is not None:
-        trainer_out.append(trainer)
+
+
+def execute(setup: Setup) -> int:
+    """Train, then validate and test, as the original's pretrain does after setup."""
+    log, data, trainer = setup.log, setup.data, setup.trainer
+    skip_train = setup.config.evaluation.skip_train
     try:
-        if not a.skip_train and data.do_train:
+        if not skip_train and data.do_train:
             log("training ...")
             log(datetime_marker("before the start of training step"))
             trainer.train(data.train, data.valid if data.do_valid else [])
@@ -214,13 +280,13 @@ def _run(args: argparse.Namespace, guard_flags, trainer_out: list | None) -> int
         iteration = trainer.state.iteration
         if data.do_valid:
             trainer.evaluate_and_print(
-                f"iteration {iteration} on validation set", data.valid, write=not a.skip_train
+                f"iteration {iteration} on validation set", data.valid, write=not skip_train
             )
         if data.do_test:
             trainer.evaluate_and_print(
-                f"iteration {iteration} on test set", [data.test], write=not a.skip_train
+                f"iteration {iteration} on test set", [data.test], write=not skip_train
             )
     finally:
-        writer.close()
+        setup.writer.close()
         stop_distributed()
     return 0

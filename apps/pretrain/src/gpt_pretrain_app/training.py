@@ -9,7 +9,6 @@ every `--eval-interval`, and stops at `--train-iters`, `--exit-interval` or
 
 from __future__ import annotations
 
-import argparse
 import gc
 import math
 import resource
@@ -25,6 +24,7 @@ from gpt_parallel.losses import reduce_loss_reports
 
 from .log_lines import IntervalStats, memory_line, training_line, validation_lines
 from .result_checks import ResultChecks
+from .run_config import RunConfig, expect_typed
 from .timers import Timers
 from .train_step import StepSettings, forward_backward, train_step
 from .writers import MetricWriter
@@ -65,7 +65,7 @@ class TrainHistory:
 
 @dataclass
 class Trainer:
-    args: argparse.Namespace
+    config: RunConfig
     model: torch.nn.Module
     optimizer: Any
     scheduler: Any
@@ -83,34 +83,37 @@ class Trainer:
     state: TrainState = field(default_factory=TrainState)
     history: TrainHistory = field(default_factory=TrainHistory)
 
+    def __post_init__(self) -> None:
+        expect_typed(self.config, RunConfig, "Trainer(config=...)")
+
     # ------------------------------------------------------------------ settings
     @property
     def settings(self) -> StepSettings:
-        a = self.args
+        c = self.config
         return StepSettings(
-            micro_batch_size=a.micro_batch_size,
-            data_parallel_size=a.data_parallel_size,
-            calculate_per_token_loss=a.calculate_per_token_loss,
-            empty_unused_memory_level=a.empty_unused_memory_level,
-            use_causal_shortcut=not a.reset_attention_mask,
-            vocab_size=a.padded_vocab_size,
+            micro_batch_size=c.parallel.micro_batch_size,
+            data_parallel_size=c.distributed.data_parallel_size,
+            calculate_per_token_loss=c.loop.calculate_per_token_loss,
+            empty_unused_memory_level=c.loop.empty_unused_memory_level,
+            use_causal_shortcut=not c.data.reset_attention_mask,
+            vocab_size=c.tokenizer.padded_vocab_size,
             grad_accumulator=self.grad_accumulator,
         )
 
     def iteration_flops(self, batch_size: int) -> float:
         return transformer_flops(
-            self.model.config, batch_size=batch_size, seq_length=self.args.seq_length
+            self.model.config, batch_size=batch_size, seq_length=self.config.data.seq_length
         )
 
     # ------------------------------------------------------------------ training
     def train(self, train_iterator: Any, valid_iterators: list[Any]) -> int:
         """Run until --train-iters (or an exit condition); returns the process exit code."""
-        a = self.args
+        c = self.config
         state = self.state
         stats = IntervalStats()
         report_memory = True
         gc_was_enabled = gc.isenabled()
-        if a.manual_gc:
+        if c.loop.manual_gc:
             gc.disable()
             gc.collect()
         start_time = time.time()
@@ -135,13 +138,17 @@ class Trainer:
                     timers=self.timers,
                 )
                 state.iteration += 1
-                batch_size = num_microbatches * a.micro_batch_size * a.data_parallel_size
+                batch_size = (
+                    num_microbatches
+                    * c.parallel.micro_batch_size
+                    * c.distributed.data_parallel_size
+                )
                 state.consumed_train_samples += batch_size
                 skipped_in_batch = (
                     self.microbatches.get_current_global_batch_size()
                     - self.microbatches.get_current_running_global_batch_size()
                 )
-                if a.decrease_batch_size_if_needed:
+                if c.parallel.decrease_batch_size_if_needed:
                     state.skipped_train_samples += skipped_in_batch
                 flops = self.iteration_flops(batch_size)
                 state.floating_point_operations_so_far += flops
@@ -151,37 +158,48 @@ class Trainer:
                 report_memory = self._training_log(
                     result, stats, batch_size, flops_since_log, report_memory
                 )
-                if state.iteration % a.log_interval == 0:
+                if state.iteration % c.loop.log_interval == 0:
                     flops_since_log = 0.0
 
-                if a.eval_interval and state.iteration % a.eval_interval == 0 and valid_iterators:
+                if (
+                    c.evaluation.eval_interval
+                    and state.iteration % c.evaluation.eval_interval == 0
+                    and valid_iterators
+                ):
                     self.timers("interval-time").stop()
                     self.evaluate_and_print(
                         f"iteration {state.iteration}", valid_iterators, write=True
                     )
                     self.timers("interval-time").start()
 
-                if a.exit_duration_in_mins:
-                    minutes = torch.tensor([(time.time() - start_time) / 60.0])
-                    all_reduce_(minutes, None, "max")
-                    if minutes.item() > a.exit_duration_in_mins:
-                        self.log(f"exiting program after {minutes.item()} minutes")
-                        break
-                if a.exit_interval and state.iteration % a.exit_interval == 0:
-                    self.log(f"exiting program at iteration {state.iteration}")
+                if self._should_exit(start_time):
                     break
                 if (
-                    a.manual_gc
-                    and a.manual_gc_interval
-                    and (state.iteration % a.manual_gc_interval == 0)
+                    c.loop.manual_gc
+                    and c.loop.manual_gc_interval
+                    and (state.iteration % c.loop.manual_gc_interval == 0)
                 ):
                     gc.collect()
         finally:
             self.timers("interval-time").stop()
-            if a.manual_gc and gc_was_enabled:
+            if c.loop.manual_gc and gc_was_enabled:
                 gc.enable()
         self.writer.flush()
         return exit_code
+
+    def _should_exit(self, start_time: float) -> bool:
+        """--exit-duration-in-mins (the slowest rank's clock) or --exit-interval reached."""
+        loop, iteration = self.config.loop, self.state.iteration
+        if loop.exit_duration_in_mins:
+            minutes = torch.tensor([(time.time() - start_time) / 60.0])
+            all_reduce_(minutes, None, "max")
+            if minutes.item() > loop.exit_duration_in_mins:
+                self.log(f"exiting program after {minutes.item()} minutes")
+                return True
+        if loop.exit_interval and iteration % loop.exit_interval == 0:
+            self.log(f"exiting program at iteration {iteration}")
+            return True
+        return False
 
     def _record(self, result: Any) -> None:
         self.history.lm_loss.append(result.losses.get("lm loss", math.nan))
@@ -203,15 +221,15 @@ class Trainer:
     def _training_log(
         self, result: Any, stats: IntervalStats, batch_size: int, flops: float, report_memory: bool
     ) -> bool:
-        a = self.args
+        c = self.config
         state = self.state
         iteration = state.iteration
         samples = state.consumed_train_samples
         lr, decoupled_lr = self.learning_rates()
         loss_scale = float(self.optimizer.get_loss_scale().item())
-        params_norm = self.optimizer.params_norm() if a.log_params_norm else None
+        params_norm = self.optimizer.params_norm() if c.logging.log_params_norm else None
         w = self.writer
-        if w.active and iteration % a.tensorboard_log_interval == 0:
+        if w.active and iteration % c.logging.tensorboard_log_interval == 0:
             w.scalar("samples vs steps", samples, iteration)
             w.scalar("learning-rate", lr, iteration, samples)
             if decoupled_lr is not None:
@@ -221,9 +239,9 @@ class Trainer:
             w.scalar("batch-size", batch_size, iteration, samples)
             for key, value in result.losses.items():
                 w.scalar(key, value, iteration, samples)
-            if a.log_loss_scale_to_tensorboard:
+            if c.logging.log_loss_scale_to_tensorboard:
                 w.scalar("loss-scale", loss_scale, iteration, samples)
-            if a.log_world_size_to_tensorboard:
+            if c.logging.log_world_size_to_tensorboard:
                 w.scalar("world-size", self.world_size, iteration, samples)
             if result.grad_norm is not None:
                 w.scalar("grad-norm", result.grad_norm, iteration, samples)
@@ -231,22 +249,22 @@ class Trainer:
                 w.scalar("num-zeros", result.num_zeros, iteration, samples)
             if params_norm is not None:
                 w.scalar("params-norm", params_norm, iteration, samples)
-            if a.log_memory_to_tensorboard:
+            if c.logging.log_memory_to_tensorboard:
                 for name, value in memory_stats_bytes(self.device).items():
                     w.scalar(name, value, iteration)
 
-        if iteration % a.log_interval != 0:
+        if iteration % c.loop.log_interval != 0:
             return report_memory
         iterations = stats.advanced_iterations + stats.skipped_iterations
         elapsed_s = self.timers("interval-time").take(reset=True)
         per_iteration_s = elapsed_s / max(iterations, 1)
         throughput = None
-        if a.log_throughput:
+        if c.logging.log_throughput:
             throughput = flops / (elapsed_s * 1e12 * self.world_size) if elapsed_s else 0.0
         if w.active:
-            if a.log_timers_to_tensorboard:
+            if c.logging.log_timers_to_tensorboard:
                 w.scalar("iteration-time", per_iteration_s, iteration)
-            if a.log_throughput:
+            if c.logging.log_throughput:
                 w.scalar("throughput", throughput, iteration)
         self.log(
             training_line(
@@ -272,7 +290,7 @@ class Trainer:
             if line:
                 self.log(line)
             report_memory = False
-        report = self.timers.report(TIMERS_TO_LOG, normalizer=a.log_interval)
+        report = self.timers.report(TIMERS_TO_LOG, normalizer=c.loop.log_interval)
         if report:
             self.log(report)
         return report_memory
@@ -280,10 +298,12 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, iterator: Any, eval_iters: int) -> dict[str, float]:
         """Token-weighted mean losses over `eval_iters` global batches (no gradients)."""
-        a = self.args
+        c = self.config
         self.model.eval()
         num_microbatches = max(
-            1, a.global_batch_size // (a.micro_batch_size * a.data_parallel_size)
+            1,
+            c.parallel.global_batch_size
+            // (c.parallel.micro_batch_size * c.distributed.data_parallel_size),
         )
         totals: dict[str, torch.Tensor] = {}
         try:
@@ -300,7 +320,7 @@ class Trainer:
                     summed = torch.stack([r[key] for r in reports]).sum(dim=0)
                     all_reduce_(summed, self.dp_cp_group, "sum")
                     totals[key] = totals.get(key, torch.zeros(2)) + summed.cpu()
-                self.state.consumed_valid_samples += a.global_batch_size
+                self.state.consumed_valid_samples += c.parallel.global_batch_size
         finally:
             self.model.train()
         return {k: float(v[0] / v[1]) for k, v in totals.items()}
@@ -309,16 +329,18 @@ class Trainer:
         self, prefix: str, iterators: list[Any], *, write: bool, eval_iters: int | None = None
     ) -> list[dict[str, float]]:
         """Evaluate each validation (or the test) set and print the original's dashed box."""
-        a = self.args
+        c = self.config
         results = []
-        collect = a.manual_gc and a.manual_gc_eval
+        collect = c.loop.manual_gc and c.loop.manual_gc_eval
         if collect:
             gc.collect()
         self.timers("evaluate", log_level=0).start()
         for index, iterator in enumerate(iterators):
             if iterator is None:
                 continue
-            losses = self.evaluate(iterator, a.eval_iters if eval_iters is None else eval_iters)
+            losses = self.evaluate(
+                iterator, c.evaluation.eval_iters if eval_iters is None else eval_iters
+            )
             label = prefix if len(iterators) == 1 else f"{prefix} (validation set {index})"
             for line in validation_lines(label, losses):
                 self.log(line)
@@ -329,7 +351,7 @@ class Trainer:
                     self.writer.scalar(
                         f"{key} validation{suffix}", value, self.state.iteration, samples
                     )
-                    if a.log_validation_ppl_to_tensorboard:
+                    if c.logging.log_validation_ppl_to_tensorboard:
                         self.writer.scalar(
                             f"{key} validation{suffix} ppl",
                             math.exp(min(20.0, value)),

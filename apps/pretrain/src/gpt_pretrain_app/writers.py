@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from .errors import ArgsError
+from .run_config import RunConfig
 
 
 class MetricWriter:
@@ -42,11 +43,11 @@ class MetricWriter:
             self.wandb.finish()
 
 
-def open_writers(args, is_last_rank: bool) -> MetricWriter:
+def open_writers(run: RunConfig, is_last_rank: bool) -> MetricWriter:
     """The original writes TensorBoard and wandb from the last rank only."""
     tensorboard = None
     wandb_run = None
-    if is_last_rank and args.tensorboard_dir:
+    if is_last_rank and run.loop.tensorboard_dir:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as exc:
@@ -54,22 +55,26 @@ def open_writers(args, is_last_rank: bool) -> MetricWriter:
                 "--tensorboard-dir needs the tensorboard package (pip install tensorboard)"
             ) from exc
         tensorboard = SummaryWriter(
-            log_dir=args.tensorboard_dir, max_queue=args.tensorboard_queue_size
+            log_dir=run.loop.tensorboard_dir, max_queue=run.logging.tensorboard_queue_size
         )
-    if is_last_rank and args.wandb_project:
+    if is_last_rank and run.logging.wandb_project:
         try:
             import wandb
         except ImportError as exc:
             raise ArgsError("--wandb-project needs the wandb package (pip install wandb)") from exc
-        save_dir = args.wandb_save_dir or os.path.join(args.save or ".", "wandb")
+        save_dir = run.logging.wandb_save_dir or os.path.join(run.checkpoint.save or ".", "wandb")
         os.makedirs(save_dir, exist_ok=True)
         # Offline unless the user configured a mode: nothing leaves the machine by default.
         mode = os.environ.get("WANDB_MODE", "offline")
         wandb_run = wandb.init(
-            project=args.wandb_project,
-            name=args.wandb_exp_name or None,
+            project=run.logging.wandb_project,
+            name=run.logging.wandb_exp_name or None,
             dir=save_dir,
             mode=mode,
-            config={k: v for k, v in vars(args).items() if isinstance(v, int | float | str | bool)},
+            config={
+                k: v
+                for k, v in vars(run.to_original_args()).items()
+                if isinstance(v, int | float | str | bool)
+            },
         )
     return MetricWriter(tensorboard, wandb_run)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections import OrderedDict
 from typing import Any, Protocol
 
 import numpy as np
@@ -13,7 +12,7 @@ import torch
 
 from gpt_data.dataset_config import GPTDatasetConfig
 from gpt_data.gpt_indices import build_gpt_indices
-from gpt_data.index_cache import IndexCache, IndexCacheError, describe
+from gpt_data.index_cache import IndexCache, IndexCacheError, dataset_identifiers, describe
 from gpt_data.indexed_dataset import IndexedDataset
 from gpt_data.masks import get_ltor_masks_and_position_ids
 from gpt_data.splits import Split
@@ -56,7 +55,7 @@ class GPTDataset(torch.utils.data.Dataset):
         self.num_samples = num_samples
         self.index_split = index_split
         self.config = config
-        self.unique_identifiers = self._unique_identifiers()
+        self.unique_identifiers = dataset_identifiers(self)
         self.unique_description, self.unique_description_hash = describe(self.unique_identifiers)
         self._pad_token_id = config.pad_id
         self._cacheable_masks = not (
@@ -77,21 +76,6 @@ class GPTDataset(torch.utils.data.Dataset):
     @staticmethod
     def build_low_level_dataset(dataset_path: str, config: GPTDatasetConfig) -> IndexedDataset:
         return IndexedDataset(dataset_path, multimodal=False, mmap=config.mmap_bin_files)
-
-    def _unique_identifiers(self) -> OrderedDict:
-        """The dict whose JSON names the cache; key order and values as in the original."""
-        ids: OrderedDict = OrderedDict()
-        ids["class"] = type(self).__name__
-        ids["dataset_path"] = self.dataset_path
-        ids["num_samples"] = self.num_samples
-        ids["index_split"] = self.index_split.name
-        ids["random_seed"] = self.config.random_seed
-        ids["sequence_length"] = self.config.sequence_length
-        ids["split"] = self.config.split
-        ids["split_matrix"] = self.config.split_matrix
-        tokenizer = self.config.tokenizer_unique_identifiers
-        ids["tokenizer"] = dict(tokenizer) if tokenizer is not None else None
-        return ids
 
     def _cache_directory(self) -> str | None:
         if self.config.path_to_cache:

@@ -12,14 +12,46 @@ import hashlib
 import json
 import os
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from gpt_data.dataset_config import GPTDatasetConfig
+    from gpt_data.splits import Split
 
 
 class IndexCacheError(RuntimeError):
     """A cache entry that cannot be read or written; the message names the file."""
+
+
+class IdentifiedDataset(Protocol):
+    """What names a mid-level dataset's cache entry (GPTDataset, SFTDataset)."""
+
+    dataset_path: str | None
+    num_samples: int | None
+    index_split: Split
+    config: GPTDatasetConfig
+
+
+def dataset_identifiers(dataset: IdentifiedDataset) -> OrderedDict:
+    """The original MegatronDataset's identifiers: key order and values as it writes them, so
+    `describe` gives the original's description and md5 (the cache file names)."""
+    config = dataset.config
+    ids: OrderedDict = OrderedDict()
+    ids["class"] = type(dataset).__name__
+    ids["dataset_path"] = dataset.dataset_path
+    ids["num_samples"] = dataset.num_samples
+    ids["index_split"] = dataset.index_split.name
+    ids["random_seed"] = config.random_seed
+    ids["sequence_length"] = config.sequence_length
+    ids["split"] = config.split
+    ids["split_matrix"] = config.split_matrix
+    tokenizer = config.tokenizer_unique_identifiers
+    ids["tokenizer"] = dict(tokenizer) if tokenizer is not None else None
+    return ids
 
 
 def describe(identifiers: Mapping[str, Any]) -> tuple[str, str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 
 from gpt_data.dataset_config import GPTDatasetConfig
-from gpt_data.index_cache import describe
+from gpt_data.index_cache import dataset_identifiers, describe
 from gpt_data.splits import Split
 
 IGNORE_INDEX = -100
@@ -151,7 +150,7 @@ class SFTDataset(torch.utils.data.Dataset):
             )
         self.index_split = index_split
         self.config = config
-        self.unique_identifiers = self._unique_identifiers()
+        self.unique_identifiers = dataset_identifiers(self)  # names a blend's cache entry
         self.unique_description, self.unique_description_hash = describe(self.unique_identifiers)
         self._causal_mask: torch.Tensor | None = None
 
@@ -163,21 +162,6 @@ class SFTDataset(torch.utils.data.Dataset):
     @staticmethod
     def build_low_level_dataset(dataset_path: str, config: SFTDatasetConfig) -> SFTLowLevelDataset:
         return SFTLowLevelDataset(dataset_path)
-
-    def _unique_identifiers(self) -> OrderedDict:
-        """The original's MegatronDataset identifiers (they name a blend's cache entry)."""
-        ids: OrderedDict = OrderedDict()
-        ids["class"] = type(self).__name__
-        ids["dataset_path"] = self.dataset_path
-        ids["num_samples"] = self.num_samples
-        ids["index_split"] = self.index_split.name
-        ids["random_seed"] = self.config.random_seed
-        ids["sequence_length"] = self.config.sequence_length
-        ids["split"] = self.config.split
-        ids["split_matrix"] = self.config.split_matrix
-        tokenizer = self.config.tokenizer_unique_identifiers
-        ids["tokenizer"] = dict(tokenizer) if tokenizer is not None else None
-        return ids
 
     def __len__(self) -> int:
         return self.num_samples

@@ -3,6 +3,6 @@ declares a flag. `gpt_flags.add_flag_groups(parser, FLAG_CONFIGS)` puts them on 
 
 from gpt_flags import flag_classes
 
-from . import config
+from . import config, layer_options_config
 
-FLAG_CONFIGS: tuple[type, ...] = flag_classes(config)
+FLAG_CONFIGS: tuple[type, ...] = flag_classes(config, layer_options_config)

@@ -3,7 +3,9 @@
 ``linear_qkv`` produces, per query group g, ``[q heads of g ; k_g ; v_g]`` (each head
 ``kv_channels`` wide), i.e. the weight is ``[ng * (nh/ng + 2) * d, h]`` arranged group by group.
 The forward views the projection as ``[s, b, ng, (nh/ng + 2) * d]`` and splits it, exactly as
-the original does, so checkpoints load without any permutation.
+the original does, so checkpoints load without any permutation. Under tensor parallelism each
+rank holds whole query groups (``nh`` and ``ng`` per rank from the provider's partition), so
+the same layout holds per rank and ``linear_qkv`` splits by rows, ``linear_proj`` by columns.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from gpt_models.provider import LocalProvider
+from gpt_models.provider import Provider
 from gpt_models.rotary import RotaryTables
 from gpt_models.transformer_config import TransformerConfig
 
@@ -23,7 +25,7 @@ class SelfAttention(nn.Module):
     def __init__(
         self,
         config: TransformerConfig,
-        provider: LocalProvider,
+        provider: Provider,
         layer_number: int,
         *,
         apply_rope: bool = True,
@@ -31,28 +33,27 @@ class SelfAttention(nn.Module):
     ) -> None:
         super().__init__()
         assert config.kv_channels is not None
-        self.num_heads = config.num_attention_heads
-        self.num_groups = config.num_groups
+        # Heads and groups on this rank; the linears take the full widths and split them.
+        self.num_heads = provider.partition.heads_per_rank(config)
+        self.num_groups = provider.partition.groups_per_rank(config)
         self.head_dim = config.kv_channels
         self.apply_rope = apply_rope
-        projection = self.num_heads * self.head_dim
-        qkv_width = (self.num_heads + 2 * self.num_groups) * self.head_dim
+        projection = config.num_attention_heads * self.head_dim
+        qkv_width = (config.num_attention_heads + 2 * config.num_groups) * self.head_dim
         # Registration order follows the original so state-dict keys come out in its order.
         self.core_attention = provider.core_attention(layer_number)
-        self.linear_proj = provider.linear(
+        self.linear_proj = provider.row_parallel_linear(
             projection,
             config.hidden_size,
             bias=config.add_bias_linear,
             skip_bias_add=True,
-            parallel_mode="row",
             device=device,
         )
-        self.linear_qkv = provider.linear(
+        self.linear_qkv = provider.column_parallel_linear(
             config.hidden_size,
             qkv_width,
             bias=config.add_bias_linear or config.add_qkv_bias,
             skip_bias_add=False,
-            parallel_mode="column",
             device=device,
         )
         self.q_layernorm = provider.qk_norm(self.head_dim, device)

@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from gpt_models.layer import TransformerLayer
-from gpt_models.provider import LocalProvider
+from gpt_models.provider import Provider
 from gpt_models.rotary import RotaryTables
 from gpt_models.spec import LayerSpec
 from gpt_models.transformer_config import TransformerConfig
@@ -30,7 +30,7 @@ class TransformerBlock(nn.Module):
         self,
         config: TransformerConfig,
         specs: Sequence[LayerSpec],
-        provider: LocalProvider,
+        provider: Provider,
         layer_numbers: Sequence[int],
         *,
         post_process: bool = True,

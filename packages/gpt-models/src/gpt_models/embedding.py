@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gpt_models.kernels.logits import output_logits
+from gpt_models.kernels.logits import LogitsPool, output_logits
 from gpt_models.transformer_config import TransformerConfig
 
 
@@ -40,21 +40,20 @@ class Embedding(nn.Module):
 
 
 class LanguageModelEmbedding(nn.Module):
-    """``word_embeddings`` (+ ``position_embeddings`` for learned_absolute), then dropout."""
+    """``word_embeddings`` (+ ``position_embeddings`` for learned_absolute), then dropout.
+
+    The tables come from the provider, which sizes and tags them (the word embeddings are
+    split over tensor-parallel ranks by vocabulary rows, the positions replicated)."""
 
     def __init__(
-        self, config: TransformerConfig, *, device: torch.device | str | None = None
+        self,
+        config: TransformerConfig,
+        word_embeddings: nn.Module,
+        position_embeddings: nn.Module | None,
     ) -> None:
         super().__init__()
-        dtype = config.params_dtype
-        self.word_embeddings = Embedding(
-            config.padded_vocab_size, config.hidden_size, device=device, dtype=dtype
-        )
-        self.position_embeddings: Embedding | None = None
-        if config.position_embedding_type == "learned_absolute":
-            self.position_embeddings = Embedding(
-                config.max_position_embeddings, config.hidden_size, device=device, dtype=dtype
-            )
+        self.word_embeddings = word_embeddings
+        self.position_embeddings = position_embeddings
         self.fp32_residual_connection = config.fp32_residual_connection
         self.embedding_dropout = nn.Dropout(config.hidden_dropout)
 
@@ -74,25 +73,25 @@ class LanguageModelEmbedding(nn.Module):
 
 
 class OutputLayer(nn.Module):
-    """Logits = hidden @ W^T over the padded vocabulary; ``weight`` is None when tied."""
+    """Logits = hidden @ W^T over this rank's rows of the padded vocabulary; ``weight`` is None
+    when tied. ``logits_pool`` keeps the logits' memory between steps (``kernels.logits``)."""
 
     def __init__(
         self,
-        config: TransformerConfig,
+        vocab_rows: int,
+        hidden_size: int,
         *,
         own_weight: bool,
+        logits_pool: LogitsPool | None = None,
         device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
+        self.logits_pool = logits_pool
         self.weight: nn.Parameter | None = None
         if own_weight:
             self.weight = nn.Parameter(
-                torch.empty(
-                    config.padded_vocab_size,
-                    config.hidden_size,
-                    device=device,
-                    dtype=config.params_dtype,
-                )
+                torch.empty(vocab_rows, hidden_size, device=device, dtype=dtype)
             )
 
     def forward(self, hidden: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
@@ -100,7 +99,7 @@ class OutputLayer(nn.Module):
         weight = self.weight if weight is None else weight
         if weight is None:
             raise ValueError("the output layer is tied but no embedding weight was passed")
-        return output_logits(hidden, weight)
+        return output_logits(hidden, weight, self.logits_pool)
 
     def get_extra_state(self) -> Any:
         """Nothing to store; the original writes ``output_layer._extra_state`` too."""

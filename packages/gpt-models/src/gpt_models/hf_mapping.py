@@ -155,7 +155,7 @@ def transformer_config_from_hf(hf_config: Any, **overrides: Any) -> TransformerC
     else:
         raise HFMappingError(f"HF model_type {kind!r} is not one of {SUPPORTED_MODEL_TYPES}")
     fields.update(overrides)
-    return TransformerConfig(**fields)
+    return TransformerConfig.from_flat(**fields)
 
 
 # --------------------------------------------------------------------- QKV layout ---

@@ -8,6 +8,11 @@ nn.Embedding first fills it with N(0, 1), then the init method redraws it); then
 and linear_fc2 use std / sqrt(2 * num_layers); embeddings use ``--embedding-init-method-std``.
 Biases are zero, norm weights one (zero with --apply-layernorm-1p). Seeded with the same seed,
 this gives bit-identical weights to the original's checkpoints.
+
+Under tensor parallelism every rank draws the full (global-shape) master weight, read from the
+parameter's split tags and the partition, and keeps its own slice, as the original's
+``_initialize_affine_weight_cpu``: the draws, and so the full model, do not depend on the
+tensor-parallel size.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from torch import nn
 
 from gpt_models.linear import Linear
 from gpt_models.norms import LayerNorm, RMSNorm
+from gpt_models.partition import TensorParallelPartition
+from gpt_models.tp_shards import full_shape, shard, split_of
 from gpt_models.transformer_config import TransformerConfig
 
 InitFn = Callable[[torch.Tensor, torch.Generator | None], None]
@@ -52,12 +59,23 @@ def init_methods(config: TransformerConfig) -> tuple[InitFn, InitFn, InitFn]:
 
 
 @torch.no_grad()
-def draw_into(param: torch.Tensor | None, init: InitFn, generator: torch.Generator | None) -> None:
-    """Draw a full fp32 master tensor on the CPU and copy it (cast) into ``param``."""
+def draw_into(
+    param: torch.Tensor | None,
+    init: InitFn,
+    generator: torch.Generator | None,
+    partition: TensorParallelPartition | None = None,
+) -> None:
+    """Draw the full fp32 master tensor on the CPU and copy (cast) this rank's slice of it
+    into ``param`` (the whole of it without a partition or for a replicated tensor)."""
     if param is None:
         return
-    master = torch.empty(param.shape, dtype=torch.float32, device="cpu")
+    partition = partition or TensorParallelPartition()
+    split = split_of(param) if partition.size > 1 else None
+    shape = param.shape if split is None else full_shape(param.shape, split, partition.size)
+    master = torch.empty(shape, dtype=torch.float32, device="cpu")
     init(master, generator)
+    if split is not None:
+        master = shard(master, split, partition.size, partition.rank)
     param.copy_(master)
 
 
@@ -73,25 +91,29 @@ def reset_small_parameters(modules: Iterable[nn.Module]) -> None:
 
 @torch.no_grad()
 def initialize_gpt_parameters(
-    model: nn.Module, config: TransformerConfig, generator: torch.Generator | None = None
+    model: nn.Module,
+    config: TransformerConfig,
+    generator: torch.Generator | None = None,
+    partition: TensorParallelPartition | None = None,
 ) -> None:
-    """Initialise a GPTModel in the original's draw order (``generator`` None = torch's default)."""
+    """Initialise a GPTModel (this rank's slices of it) in the original's draw order
+    (``generator`` None = torch's default)."""
     linear_init, output_side_init, embedding_init = init_methods(config)
     embedding = getattr(model, "embedding", None)
     if embedding is not None:
-        draw_into(embedding.word_embeddings.weight, embedding_init, generator)
+        draw_into(embedding.word_embeddings.weight, embedding_init, generator, partition)
         position = embedding.position_embeddings
         if position is not None:
             # nn.Embedding's own N(0, 1) reset, which the original's init then overwrites.
             torch.empty(position.weight.shape).normal_(generator=generator)
-            draw_into(position.weight, embedding_init, generator)
+            draw_into(position.weight, embedding_init, generator, partition)
     for layer in model.decoder.layers:
         attention, mlp = layer.self_attention, layer.mlp
-        draw_into(attention.linear_proj.weight, output_side_init, generator)
-        draw_into(attention.linear_qkv.weight, linear_init, generator)
-        draw_into(mlp.linear_fc1.weight, linear_init, generator)
-        draw_into(mlp.linear_fc2.weight, output_side_init, generator)
+        draw_into(attention.linear_proj.weight, output_side_init, generator, partition)
+        draw_into(attention.linear_qkv.weight, linear_init, generator, partition)
+        draw_into(mlp.linear_fc1.weight, linear_init, generator, partition)
+        draw_into(mlp.linear_fc2.weight, output_side_init, generator, partition)
     reset_small_parameters(model.modules())
     output_layer = getattr(model, "output_layer", None)
     if output_layer is not None:
-        draw_into(output_layer.weight, linear_init, generator)
+        draw_into(output_layer.weight, linear_init, generator, partition)

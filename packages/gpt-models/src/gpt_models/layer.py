@@ -22,7 +22,7 @@ from torch.utils.checkpoint import checkpoint
 
 from gpt_models.attention import SelfAttention
 from gpt_models.mlp import MLP
-from gpt_models.provider import LocalProvider
+from gpt_models.provider import Provider
 from gpt_models.rotary import RotaryTables
 from gpt_models.spec import LayerSpec
 from gpt_models.transformer_config import TransformerConfig
@@ -35,7 +35,7 @@ class TransformerLayer(nn.Module):
         self,
         config: TransformerConfig,
         spec: LayerSpec,
-        provider: LocalProvider,
+        provider: Provider,
         layer_number: int,
         *,
         device: torch.device | str | None = None,

@@ -1,7 +1,8 @@
 """The dense MLP: linear_fc1 -> activation -> linear_fc2.
 
 With swiglu ``linear_fc1`` is ``[gate; up]`` (2 * ffn rows) and the activation is
-``silu(gate) * up``. Both linears keep their bias unadded (the original's ``skip_bias_add``):
+``silu(gate) * up``; under tensor parallelism each rank holds ``[gate_r; up_r]`` (a column
+split with stride 2) and its ``ffn / size`` columns of ``linear_fc2``. Both linears keep their bias unadded (the original's ``skip_bias_add``):
 fc1's bias goes into the (possibly fused) activation, fc2's into bias-dropout-add.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gpt_models.provider import LocalProvider
+from gpt_models.provider import Provider
 from gpt_models.transformer_config import TransformerConfig
 
 
@@ -20,27 +21,27 @@ class MLP(nn.Module):
     def __init__(
         self,
         config: TransformerConfig,
-        provider: LocalProvider,
+        provider: Provider,
         *,
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
         assert config.ffn_hidden_size is not None
-        fc1_width = config.ffn_hidden_size * (2 if config.gated_linear_unit else 1)
-        self.linear_fc1 = provider.linear(
+        provider.partition.ffn_per_rank(config)  # one-line error when it does not split
+        halves = 2 if config.gated_linear_unit else 1
+        self.linear_fc1 = provider.column_parallel_linear(
             config.hidden_size,
-            fc1_width,
+            config.ffn_hidden_size * halves,
             bias=config.add_bias_linear,
             skip_bias_add=True,
-            parallel_mode="column",
+            stride=halves,
             device=device,
         )
-        self.linear_fc2 = provider.linear(
+        self.linear_fc2 = provider.row_parallel_linear(
             config.ffn_hidden_size,
             config.hidden_size,
             bias=config.add_bias_linear,
             skip_bias_add=True,
-            parallel_mode="row",
             device=device,
         )
         self.bias_activation = provider.bias_activation()

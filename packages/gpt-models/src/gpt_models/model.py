@@ -15,17 +15,18 @@ Transformer Engine names. For pipeline parallelism a stage is built with ``pre_p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 from gpt_models.block import TransformerBlock
-from gpt_models.embedding import LanguageModelEmbedding, OutputLayer
+from gpt_models.embedding import OutputLayer
 from gpt_models.init import initialize_gpt_parameters
-from gpt_models.provider import LocalProvider, provider_for
+from gpt_models.provider import Provider, provider_for
 from gpt_models.rotary import RotaryEmbedding
 from gpt_models.spec import LayerSpec, gpt_block_spec
+from gpt_models.tp_shards import split_of, tag
 from gpt_models.transformer_config import TransformerConfig
 
 
@@ -36,7 +37,7 @@ class GPTModel(nn.Module):
         self,
         config: TransformerConfig,
         *,
-        provider: LocalProvider | None = None,
+        provider: Provider | None = None,
         specs: Sequence[LayerSpec] | None = None,
         pre_process: bool = True,
         post_process: bool = True,
@@ -49,7 +50,8 @@ class GPTModel(nn.Module):
         ``specs`` defaults to ``gpt_block_spec(config)``; ``layer_numbers`` (global, 1-based)
         to all layers; both are indexed by global layer number so a pipeline stage passes the
         full spec list and its own numbers. ``init_generator`` None draws from torch's default
-        generator, as the original does after seeding it.
+        generator, as the original does after seeding it. ``provider`` (default: the local
+        one, one rank, no compilation) decides kernels, compilation and this rank's slice.
         """
         super().__init__()
         self.config = config
@@ -62,7 +64,7 @@ class GPTModel(nn.Module):
         numbers = list(layer_numbers or range(1, config.num_layers + 1))
         self.share_embeddings_and_output_weights = config.share_embeddings_and_output_weights
 
-        self.embedding = LanguageModelEmbedding(config, device=device) if pre_process else None
+        self.embedding = self.provider.embedding(device) if pre_process else None
         self.rotary_pos_emb = RotaryEmbedding(config) if config.uses_rope else None
         self.decoder = TransformerBlock(
             config,
@@ -75,8 +77,10 @@ class GPTModel(nn.Module):
         self.output_layer: OutputLayer | None = None
         if post_process:
             own_weight = not (pre_process and self.share_embeddings_and_output_weights)
-            self.output_layer = OutputLayer(config, own_weight=own_weight, device=device)
+            self.output_layer = self.provider.output_layer(own_weight=own_weight, device=device)
         self._cross_entropy = self.provider.cross_entropy()
+        # Read here, not in the loss: the compiled loss region traces no config lookups.
+        self._fp16_cross_entropy = config.fp16_lm_cross_entropy
         self._loss_region = self.provider.loss_region()
         self._mark_embedding_and_output_weights()
 
@@ -92,9 +96,24 @@ class GPTModel(nn.Module):
         if self.output_layer is not None and self.output_layer.weight is not None:
             self.output_layer.weight.is_embedding_or_output_parameter = True
 
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> GPTModel:
+        """Keep the parameters' tags through conversions that replace them (``to_empty``
+        from the meta device makes new parameters, which would come out untagged)."""
+        splits = {
+            name: split_of(p)
+            for name, p in self.named_parameters()
+            if hasattr(p, "tensor_model_parallel")
+        }
+        result = super()._apply(fn, recurse)
+        for name, param in self.named_parameters():
+            if name in splits:
+                tag(param, splits[name])
+        self._mark_embedding_and_output_weights()
+        return result
+
     def initialize_parameters(self, generator: torch.Generator | None = None) -> None:
-        """(Re)draw all weights like the original's CPU initialisation."""
-        initialize_gpt_parameters(self, self.config, generator)
+        """(Re)draw all weights like the original's CPU initialisation (this rank's slices)."""
+        initialize_gpt_parameters(self, self.config, generator, self.provider.partition)
 
     def output_weight(self) -> torch.Tensor | None:
         """The matrix the output layer multiplies by (the word embeddings when tied)."""
@@ -110,7 +129,7 @@ class GPTModel(nn.Module):
 
         As in the original, fp32 ``logits`` are overwritten (unfused loss): pass a copy to
         keep them."""
-        if not (self.config.fp16_lm_cross_entropy and logits.dtype == torch.float16):
+        if not (self._fp16_cross_entropy and logits.dtype == torch.float16):
             logits = logits.float()
         loss = self._cross_entropy(logits, labels.transpose(0, 1))
         return loss.transpose(0, 1).contiguous()

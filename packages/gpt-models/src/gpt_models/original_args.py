@@ -1,22 +1,22 @@
 """Build a TransformerConfig from the original's parsed arguments (e.g. a checkpoint's ``args``).
 
 The original pickles its whole argparse Namespace into each checkpoint; reading the model
-architecture from it is what ``--use-checkpoint-args`` and checkpoint conversion need. Field
-names equal the original's dests, so this is mostly a copy of the fields that exist, plus the
-few flags that set differently named or several fields.
+architecture from it is what ``--use-checkpoint-args`` and checkpoint conversion need. Each
+part of the config is one of gpt-models' flag classes, filled from the dests it declares (an
+older checkpoint that lacks a dest keeps that flag's default); the few values that are not
+gpt-models flags (padded vocabulary, parameter dtype) are read explicitly.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import torch
+from gpt_flags.flagspec import flag_fields
 
-from gpt_models.transformer_config import TransformerConfig
+from gpt_models.transformer_config import PARTS, TransformerConfig
 
-# Dests that are not copied verbatim: handled below or not model settings.
-_SPECIAL = {"num_query_groups", "attention_backend", "params_dtype", "no_rope_freq"}
+_PLAIN = ("padded_vocab_size", "perform_initialization")
 
 
 def _enum_name(value: Any) -> Any:
@@ -25,28 +25,36 @@ def _enum_name(value: Any) -> Any:
     return name if isinstance(name, str) else value
 
 
-def transformer_config_from_original_args(args: Any, **overrides: Any) -> TransformerConfig:
-    """TransformerConfig from an argparse-like object holding the original's dests."""
-    values: dict[str, Any] = {}
-    for f in dataclasses.fields(TransformerConfig):
-        if not f.init or f.name in _SPECIAL or not hasattr(args, f.name):
-            continue
-        values[f.name] = getattr(args, f.name)
-    if getattr(args, "group_query_attention", False):
-        values["num_query_groups"] = args.num_query_groups
-    if hasattr(args, "attention_backend"):
-        values["attention_backend"] = _enum_name(args.attention_backend)
+def _params_dtype(args: Any) -> torch.dtype:
     dtype = getattr(args, "params_dtype", None)
     if isinstance(dtype, torch.dtype):
-        values["params_dtype"] = dtype
-    elif getattr(args, "bf16", False):
-        values["params_dtype"] = torch.bfloat16
-    elif getattr(args, "fp16", False):
-        values["params_dtype"] = torch.float16
-    freq = getattr(args, "no_rope_freq", None)
-    if freq is not None:
-        values["no_rope_freq"] = freq if isinstance(freq, int) else tuple(freq)
-    if getattr(args, "recompute_modules", None) is not None:
-        values["recompute_modules"] = tuple(args.recompute_modules)
+        return dtype
+    if getattr(args, "bf16", False):
+        return torch.bfloat16
+    if getattr(args, "fp16", False):
+        return torch.float16
+    return torch.float32
+
+
+def transformer_config_from_original_args(args: Any, **overrides: Any) -> TransformerConfig:
+    """TransformerConfig from an argparse-like object holding the original's dests.
+
+    ``overrides`` (flag dests or plain fields, e.g. ``attention_backend="flash"``) take the
+    place of what ``args`` holds; the model rules then run once, in TransformerConfig.
+    """
+    values: dict[str, Any] = {}
+    for cls in PARTS.values():
+        fields = flag_fields(cls)
+        values.update({f.name: getattr(args, f.name) for f in fields if hasattr(args, f.name)})
+    query_groups = values.pop("num_query_groups", None)
+    values["num_query_groups"] = (
+        query_groups if values.pop("group_query_attention", False) else None
+    )
+    if "attention_backend" in values:
+        values["attention_backend"] = _enum_name(values["attention_backend"])
+    values["params_dtype"] = _params_dtype(args)
+    for name in _PLAIN:
+        if hasattr(args, name):
+            values[name] = getattr(args, name)
     values.update(overrides)
-    return TransformerConfig(**values)
+    return TransformerConfig.from_flat(**values)

@@ -1,81 +1,219 @@
-"""The one place that decides which implementation each kernel and building block uses.
+"""The one place that decides how each building block is made: its kernel, its split, its tags.
 
-Layers never read fusion flags or environment switches: they ask the provider for a linear
-layer, a norm, a core attention module, a fused function or the compiled region they run in.
-``LocalProvider`` is the pure PyTorch backend; a Transformer Engine or tensor-parallel provider
-can replace single methods without touching the model code.
+Layers never read fusion flags, environment switches or process groups: they ask the provider
+for a linear layer, an embedding, the output layer and loss, a norm, a core attention module, a
+fused function or the compiled region they run in. ``Provider`` is the protocol;
+``LocalProvider`` the pure-PyTorch backend (a Transformer Engine one can come behind the same
+protocol).
+
+The provider holds the parallel context (``TensorParallelPartition``: size, rank, group,
+sequence parallel). Linear layers and embeddings are built with their full sizes and made at
+this rank's size; every parameter is tagged with its split (``tp_shards.tag``), which
+initialisation, merging and splitting read.
 
 Fusion flags and compilation: a layer with any fused kernel on (the original's defaults) runs
 as one compiled region (``kernels.regions``), its fused kernels traced into it; a kernel whose
 ``--no-*-fusion`` flag is given runs its plain reference eagerly inside that region; a layer
 with no fusion at all runs eagerly. ``--cross-entropy-loss-fusion`` compiles the output layer
-and the loss as a second region. ``kernels.compiled.set_compile_mode("off")`` (or
-``GPT_STACK_COMPILE=off``) runs every region and kernel eagerly.
+and the loss as a second region. The provider's ``compile`` choice (``"off"`` by default, the
+pretrain app passes its environment's) decides whether regions and kernels compile at all;
+the regions, fused kernels and the logits pool belong to the provider, not to a module.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import torch
 from torch import nn
 
+from gpt_models.embedding import Embedding, LanguageModelEmbedding, OutputLayer
 from gpt_models.kernels import activations
 from gpt_models.kernels.attention import DotProductAttention, SDPAttention
-from gpt_models.kernels.bias_dropout_add import (
-    bias_dropout_add_fused,
-    bias_dropout_add_reference,
-)
-from gpt_models.kernels.compiled import Compiled
-from gpt_models.kernels.cross_entropy import (
-    cross_entropy_fused,
-    cross_entropy_inplace,
-)
-from gpt_models.kernels.regions import LAYER_REGION, LOSS_REGION, eager
-from gpt_models.kernels.rope import apply_rope_fused, apply_rope_reference
-from gpt_models.kernels.softmax import (
-    scale_mask_softmax_fused,
-    scale_mask_softmax_reference,
-)
+from gpt_models.kernels.bias_dropout_add import bias_dropout_add_reference
+from gpt_models.kernels.compiled import CompileChoice, Compiled, check_compile_choice
+from gpt_models.kernels.cross_entropy import cross_entropy_formula, cross_entropy_inplace
+from gpt_models.kernels.logits import LogitsPool
+from gpt_models.kernels.regions import eager, layer_region, loss_region
+from gpt_models.kernels.rope import apply_rope_reference
+from gpt_models.kernels.softmax import scale_mask_softmax_reference
 from gpt_models.linear import Linear
 from gpt_models.norms import L2Norm, build_norm
+from gpt_models.partition import TensorParallelPartition
+from gpt_models.tp_shards import COLUMN, REPLICATED, ROW, TensorSplit, tag
 from gpt_models.transformer_config import TransformerConfig
 
 BiasActivation = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+Device = torch.device | str | None
 
 
-class LocalProvider:
-    """Pure-PyTorch kernels; the fusion switches pick compiled or plain variants."""
+class Provider(Protocol):
+    """What a model asks its backend for. Sizes passed in are global; modules come back at
+    this rank's size with every parameter tagged with its split."""
 
-    def __init__(self, config: TransformerConfig) -> None:
-        self.config = config
+    config: TransformerConfig
+    partition: TensorParallelPartition
 
-    # ----------------------------------------------------------------- building blocks
-    def linear(
+    def column_parallel_linear(
         self,
         in_features: int,
         out_features: int,
         *,
         bias: bool,
         skip_bias_add: bool,
-        parallel_mode: str | None = None,
-        device: torch.device | str | None = None,
+        stride: int = 1,
+        device: Device = None,
+    ) -> nn.Module: ...
+
+    def row_parallel_linear(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        bias: bool,
+        skip_bias_add: bool,
+        device: Device = None,
+    ) -> nn.Module: ...
+
+    def embedding(self, device: Device = None) -> nn.Module: ...
+
+    def output_layer(self, *, own_weight: bool, device: Device = None) -> OutputLayer: ...
+
+    def cross_entropy(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]: ...
+
+    def norm(self, hidden_size: int, device: Device = None) -> nn.Module: ...
+
+    def qk_norm(self, head_dim: int, device: Device = None) -> nn.Module | None: ...
+
+    def core_attention(self, layer_number: int) -> nn.Module: ...
+
+    def layer_region(self) -> Compiled | None: ...
+
+    def loss_region(self) -> Compiled | None: ...
+
+    def bias_activation(self) -> BiasActivation: ...
+
+    def bias_dropout_add(self) -> Callable[..., torch.Tensor]: ...
+
+    def apply_rope(self) -> Callable[..., torch.Tensor]: ...
+
+
+def _tag_all(module: nn.Module, split: TensorSplit) -> nn.Module:
+    """Tag every parameter of ``module`` (norms, replicated tables) with ``split``."""
+    for param in module.parameters():
+        tag(param, split)
+    return module
+
+
+class LocalProvider:
+    """Pure-PyTorch kernels; the fusion switches pick compiled or plain variants."""
+
+    def __init__(
+        self,
+        config: TransformerConfig,
+        partition: TensorParallelPartition | None = None,
+        *,
+        compile: CompileChoice = "off",
+    ) -> None:
+        self.config = config
+        self.partition = partition or TensorParallelPartition()
+        self.partition.check(config)
+        self.compile = check_compile_choice(compile)
+        self.logits_pool = LogitsPool()
+        self._layer_region = layer_region(self.compile)
+        self._loss_region = loss_region(self.compile)
+        self._fused: dict[str, Compiled] = {}
+
+    def fused(self, fn: Callable[..., torch.Tensor], name: str) -> Compiled:
+        """``fn`` compiled under this provider's choice (one per kernel, shared by layers)."""
+        if name not in self._fused:
+            self._fused[name] = Compiled(fn, name, mode=self.compile)
+        return self._fused[name]
+
+    # ----------------------------------------------------------------- building blocks
+    def column_parallel_linear(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        bias: bool,
+        skip_bias_add: bool,
+        stride: int = 1,
+        device: Device = None,
     ) -> nn.Module:
-        """A projection; ``parallel_mode`` ('column' or 'row') is what a TP provider splits on."""
-        del parallel_mode  # single device: nothing is split
-        return Linear(
+        """y = x W^T with W's rows (outputs) split over ranks; ``stride`` > 1 for outputs
+        laid out as ``stride`` stacked blocks (swiglu's [gate; up])."""
+        rows = self.partition.divide(out_features, "output width")
+        layer = Linear(
             in_features,
+            rows,
+            bias=bias,
+            skip_bias_add=skip_bias_add,
+            device=device,
+            dtype=self.config.params_dtype,
+        )
+        split = TensorSplit(COLUMN.dim, stride)
+        tag(layer.weight, split)
+        tag(layer.bias, split)
+        return layer
+
+    def row_parallel_linear(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        bias: bool,
+        skip_bias_add: bool,
+        device: Device = None,
+    ) -> nn.Module:
+        """y = x W^T with W's columns (inputs) split over ranks; the bias is replicated."""
+        layer = Linear(
+            self.partition.divide(in_features, "input width"),
             out_features,
             bias=bias,
             skip_bias_add=skip_bias_add,
             device=device,
             dtype=self.config.params_dtype,
         )
+        tag(layer.weight, ROW)
+        tag(layer.bias, REPLICATED)
+        return layer
 
-    def norm(self, hidden_size: int, device: torch.device | str | None = None) -> nn.Module:
-        """The model's norm (--normalization, --norm-epsilon, --apply-layernorm-1p)."""
+    def embedding(self, device: Device = None) -> LanguageModelEmbedding:
+        """Word embeddings split by vocabulary rows (the original's vocab-parallel embedding),
+        learned positions (--position-embedding-type learned_absolute) replicated."""
         c = self.config
-        return build_norm(
+        words = Embedding(
+            self.partition.vocab_per_rank(c), c.hidden_size, device=device, dtype=c.params_dtype
+        )
+        tag(words.weight, COLUMN)
+        positions = None
+        if c.position_embedding_type == "learned_absolute":
+            positions = Embedding(
+                c.max_position_embeddings, c.hidden_size, device=device, dtype=c.params_dtype
+            )
+            tag(positions.weight, REPLICATED)
+        return LanguageModelEmbedding(c, words, positions)
+
+    def output_layer(self, *, own_weight: bool, device: Device = None) -> OutputLayer:
+        """Logits over this rank's vocabulary rows (its weight split like the embeddings)."""
+        c = self.config
+        layer = OutputLayer(
+            self.partition.vocab_per_rank(c),
+            c.hidden_size,
+            own_weight=own_weight,
+            logits_pool=self.logits_pool,
+            device=device,
+            dtype=c.params_dtype,
+        )
+        tag(layer.weight, COLUMN)
+        return layer
+
+    def norm(self, hidden_size: int, device: Device = None) -> nn.Module:
+        """The model's norm (--normalization, --norm-epsilon, --apply-layernorm-1p), replicated."""
+        c = self.config
+        norm = build_norm(
             c.normalization,
             hidden_size,
             c.norm_epsilon,
@@ -83,8 +221,9 @@ class LocalProvider:
             device=device,
             dtype=c.params_dtype,
         )
+        return _tag_all(norm, REPLICATED)
 
-    def qk_norm(self, head_dim: int, device: torch.device | str | None = None) -> nn.Module | None:
+    def qk_norm(self, head_dim: int, device: Device = None) -> nn.Module | None:
         """Per-head norm of queries and keys, or None."""
         if self.config.qk_l2_norm:
             return L2Norm(head_dim, self.config.norm_epsilon)
@@ -126,11 +265,11 @@ class LocalProvider:
 
     def layer_region(self) -> Compiled | None:
         """The compiled region each transformer layer runs in, or None to run it eagerly."""
-        return LAYER_REGION if self.layer_fusions() else None
+        return self._layer_region if self.layer_fusions() else None
 
     def loss_region(self) -> Compiled | None:
         """The compiled region of the output layer and loss (--cross-entropy-loss-fusion)."""
-        return LOSS_REGION if self.config.cross_entropy_loss_fusion else None
+        return self._loss_region if self.config.cross_entropy_loss_fusion else None
 
     def _plain(self, fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
         """An unfused kernel: eager even inside the layer's compiled region."""
@@ -142,8 +281,8 @@ class LocalProvider:
         c = self.config
         if c.bias_activation_fusion:
             if c.swiglu:
-                return activations.bias_swiglu_fused
-            return activations.bias_gelu_fused
+                return self.fused(activations.bias_swiglu_reference, "bias_swiglu")
+            return self.fused(activations.bias_gelu_reference, "bias_gelu")
         act = activations.swiglu if c.swiglu else activations.ACTIVATIONS[c.activation]
 
         def plain(x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -154,30 +293,35 @@ class LocalProvider:
     def bias_dropout_add(self) -> Callable[..., torch.Tensor]:
         """residual + dropout(x + bias)."""
         if self.config.bias_dropout_fusion:
-            return bias_dropout_add_fused
+            return self.fused(bias_dropout_add_reference, "bias_dropout_add")
         return self._plain(bias_dropout_add_reference)
 
     def masked_softmax(self) -> Callable[..., torch.Tensor]:
         """Scale, mask and softmax of attention scores."""
         if self.config.masked_softmax_fusion:
-            return scale_mask_softmax_fused
+            return self.fused(scale_mask_softmax_reference, "scale_mask_softmax")
         return self._plain(scale_mask_softmax_reference)
 
     def apply_rope(self) -> Callable[..., torch.Tensor]:
         """Rotate queries and keys."""
         if self.config.apply_rope_fusion:
-            return apply_rope_fused
+            return self.fused(apply_rope_reference, "apply_rope")
         return self._plain(apply_rope_reference)
 
     def cross_entropy(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """Per-token loss over the padded vocabulary. Like the original's, the unfused loss
         overwrites the logits it is given (the model's own temporary) to save their copy."""
         if self.config.cross_entropy_loss_fusion:
-            return cross_entropy_fused
+            return self.fused(cross_entropy_formula, "cross_entropy")
         return cross_entropy_inplace
 
 
-def provider_for(config: TransformerConfig) -> LocalProvider:
+def provider_for(
+    config: TransformerConfig,
+    partition: TensorParallelPartition | None = None,
+    *,
+    compile: CompileChoice = "off",
+) -> LocalProvider:
     """The provider for --transformer-impl; Transformer Engine kernels are not wired in yet,
     so both choices use the local kernels (the state dict can still be exported with TE names)."""
-    return LocalProvider(config)
+    return LocalProvider(config, partition, compile=compile)

@@ -1,92 +1,131 @@
-"""Merge the original's tensor-parallel state-dict shards into one full state dict, and back.
+"""How each parameter is split over tensor-parallel ranks, and merging/splitting by that split.
 
-How the original splits each tensor over TP ranks (and so how its shards must be joined):
-- column-parallel along dim 0: word embeddings and output layer (vocab-parallel),
-  ``linear_qkv`` weight/bias (each rank holds ng/TP whole query groups, so the group-major
-  layout survives concatenation) and ``linear_fc1`` weight/bias;
-- row-parallel along dim 1: ``linear_proj`` and ``linear_fc2`` weights;
-- replicated: norms, position embeddings, row-parallel biases, ``_extra_state``.
-With swiglu, each rank reads its own fc1 shard as ``[gate_r; up_r]``; the full matrix is
-``[gate_0; ...; gate_{T-1}; up_0; ...; up_{T-1}]``.
+The provider tags every parameter it makes, as the original's
+``set_tensor_model_parallel_attributes``: ``tensor_model_parallel`` (split or replicated),
+``partition_dim`` (-1 when replicated) and ``partition_stride``. A stride ``s`` means the full
+tensor is cut into ``s * size`` blocks along the dim and rank ``r`` holds blocks ``r, r + size,
+...`` (the original's ``_initialize_affine_weight_cpu``). Swiglu's ``linear_fc1`` has stride 2:
+each rank holds ``[gate_r; up_r]`` of the full ``[gate; up]``, which is how the original's
+tensor-parallel checkpoints lay it out. Initialisation, checkpoint merging and splitting all
+read these tags (``tensor_parallel_layout``), never a table of parameter names.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-
-_COLUMN_SUFFIXES = (
-    "embedding.word_embeddings.weight",
-    "output_layer.weight",
-    "linear_qkv.weight",
-    "linear_qkv.bias",
-    "linear_fc1.weight",
-    "linear_fc1.bias",
-)
-_ROW_SUFFIXES = ("linear_proj.weight", "linear_fc2.weight")
-_GLU_SUFFIXES = ("linear_fc1.weight", "linear_fc1.bias")
+from torch import nn
 
 
-def split_kind(key: str) -> str:
-    """'column', 'row' or 'replicated' for a parameter name."""
-    if key.endswith(_COLUMN_SUFFIXES):
-        return "column"
-    if key.endswith(_ROW_SUFFIXES):
-        return "row"
-    return "replicated"
+@dataclass(frozen=True)
+class TensorSplit:
+    """Along which dim (-1: replicated) and with which stride a tensor is split over ranks."""
+
+    dim: int = -1
+    stride: int = 1
+
+    @property
+    def parallel(self) -> bool:
+        return self.dim >= 0
+
+
+REPLICATED = TensorSplit()
+COLUMN = TensorSplit(0)
+ROW = TensorSplit(1)
+
+
+def tag(param: torch.Tensor | None, split: TensorSplit) -> None:
+    """Record ``split`` on ``param`` under the original's attribute names."""
+    if param is None:
+        return
+    param.tensor_model_parallel = split.parallel
+    param.partition_dim = split.dim
+    param.partition_stride = split.stride
+
+
+def split_of(param: torch.Tensor) -> TensorSplit:
+    """The split recorded on ``param``; a parameter without tags is an error, not a guess."""
+    if not hasattr(param, "tensor_model_parallel"):
+        raise ValueError(f"parameter of shape {tuple(param.shape)} carries no tensor-parallel tags")
+    if not param.tensor_model_parallel:
+        return REPLICATED
+    return TensorSplit(param.partition_dim, param.partition_stride)
+
+
+def tensor_parallel_layout(model: nn.Module) -> dict[str, TensorSplit]:
+    """State-dict key -> split, read from the tags of ``model``'s parameters (any device,
+    meta included). Keys that are not parameters (``_extra_state``) are not listed."""
+    return {
+        key: split_of(value)
+        for key, value in model.state_dict(keep_vars=True).items()
+        if isinstance(value, nn.Parameter)
+    }
+
+
+def full_shape(shard_shape: Sequence[int], split: TensorSplit, size: int) -> tuple[int, ...]:
+    """The global shape of a tensor whose shard on one rank has ``shard_shape``."""
+    shape = list(shard_shape)
+    if split.parallel:
+        shape[split.dim] *= size
+    return tuple(shape)
+
+
+def shard(full: torch.Tensor, split: TensorSplit, size: int, rank: int) -> torch.Tensor:
+    """Rank ``rank``'s slice of ``full`` (a view when it is one block)."""
+    if not split.parallel or size == 1:
+        return full
+    blocks = split.stride * size
+    if full.shape[split.dim] % blocks:
+        raise ValueError(
+            f"a tensor of shape {tuple(full.shape)} does not split into {blocks} blocks "
+            f"along dim {split.dim}"
+        )
+    parts = torch.chunk(full, blocks, dim=split.dim)[rank::size]
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=split.dim)
+
+
+def merge(shards: Sequence[torch.Tensor], split: TensorSplit) -> torch.Tensor:
+    """The inverse of ``shard``: join the ranks' slices (rank order) into the full tensor."""
+    if not split.parallel or len(shards) == 1:
+        return shards[0]
+    pieces = [torch.chunk(s, split.stride, dim=split.dim) for s in shards]
+    return torch.cat([p[j] for j in range(split.stride) for p in pieces], dim=split.dim)
 
 
 def merge_tensor_parallel_shards(
-    shards: Sequence[Mapping[str, Any]], *, gated_linear_unit: bool
+    shards: Sequence[Mapping[str, Any]], layout: Mapping[str, TensorSplit]
 ) -> dict[str, Any]:
-    """Join TP shards (rank order) into the single-device state dict the original computes."""
+    """Join TP state-dict shards (rank order) into the single-device state dict; ``layout``
+    (from ``tensor_parallel_layout``) says how each key is split, unlisted keys are replicated."""
     if not shards:
         raise ValueError("no tensor-parallel shards to merge")
     keys = list(shards[0])
-    for rank, shard in enumerate(shards[1:], start=1):
-        if set(shard) != set(keys):
+    for rank, other in enumerate(shards[1:], start=1):
+        if set(other) != set(keys):
             raise ValueError(f"TP shard {rank} has different keys than shard 0")
     merged: dict[str, Any] = {}
     for key in keys:
-        values = [shard[key] for shard in shards]
-        kind = split_kind(key)
-        if kind == "replicated" or not isinstance(values[0], torch.Tensor):
-            merged[key] = values[0]
-        elif kind == "row":
-            merged[key] = torch.cat(values, dim=1)
-        elif gated_linear_unit and key.endswith(_GLU_SUFFIXES):
-            halves = [torch.chunk(v, 2, dim=0) for v in values]
-            merged[key] = torch.cat([g for g, _ in halves] + [u for _, u in halves], dim=0)
+        values = [s[key] for s in shards]
+        if isinstance(values[0], torch.Tensor):
+            merged[key] = merge(values, layout.get(key, REPLICATED))
         else:
-            merged[key] = torch.cat(values, dim=0)
+            merged[key] = values[0]
     return merged
 
 
 def split_tensor_parallel(
-    state_dict: Mapping[str, Any], tp_size: int, *, gated_linear_unit: bool
+    state_dict: Mapping[str, Any], layout: Mapping[str, TensorSplit], size: int
 ) -> list[dict[str, Any]]:
     """The inverse of ``merge_tensor_parallel_shards``: one state dict per TP rank."""
-    shards: list[dict[str, Any]] = [{} for _ in range(tp_size)]
+    shards: list[dict[str, Any]] = [{} for _ in range(size)]
     for key, value in state_dict.items():
-        kind = split_kind(key)
-        if kind == "replicated" or not isinstance(value, torch.Tensor):
-            parts = [value] * tp_size
-        else:
-            dim = 1 if kind == "row" else 0
-            if value.shape[dim] % tp_size:
-                raise ValueError(
-                    f"{key} of shape {tuple(value.shape)} does not split into {tp_size} parts"
-                )
-            if gated_linear_unit and key.endswith(_GLU_SUFFIXES):
-                gate, up = torch.chunk(value, 2, dim=0)
-                parts = [
-                    torch.cat((g, u), dim=0)
-                    for g, u in zip(torch.chunk(gate, tp_size), torch.chunk(up, tp_size))
-                ]
+        split = layout.get(key, REPLICATED)
+        for rank in range(size):
+            if isinstance(value, torch.Tensor) and split.parallel:
+                shards[rank][key] = shard(value, split, size, rank).clone()
             else:
-                parts = [p.clone() for p in torch.chunk(value, tp_size, dim=dim)]
-        for rank in range(tp_size):
-            shards[rank][key] = parts[rank]
+                shards[rank][key] = value
     return shards

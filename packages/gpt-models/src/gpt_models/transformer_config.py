@@ -1,9 +1,12 @@
-"""The runtime description of a dense GPT transformer.
+"""The runtime description of a dense GPT transformer: gpt-models' flag classes, composed.
 
-Field names are the original's argparse dests wherever a flag exists, so the app can map its
-parsed flags onto this dataclass one to one. Defaults are the original's argparse defaults
-(v0.14). Values that the original derives (``ffn_hidden_size``, ``kv_channels``, ...) are
-resolved once in ``__post_init__``; the object is frozen afterwards.
+No field re-declares a flag: the model's settings are the flag classes themselves
+(``architecture``, ``dropout``, ``layer``, ``init``, ``numerics``, ``qk_norm``, ``mla``,
+``impl``), and ``config.hidden_size`` looks the name up in the part that owns it, so a renamed
+flag fails loudly instead of falling back to a default. The few values that are not gpt-models
+flags (the padded vocabulary, the parameter dtype, the YaRN knobs) are plain fields. The
+shape rules (ffn size, kv channels, query groups, ...) live in ``model_rules`` and are applied
+once, in ``__post_init__``; the object is frozen afterwards.
 """
 
 from __future__ import annotations
@@ -11,8 +14,31 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
+from gpt_flags.flagspec import flag_fields
+
+from gpt_models.config import (
+    ArchitectureConfig,
+    DropoutConfig,
+    InitConfig,
+    LayerOptionsConfig,
+    MLAConfig,
+    NumericsConfig,
+    QKNormConfig,
+    TransformerImplConfig,
+)
+from gpt_models.model_rules import (
+    TransformerConfigError,
+    UnsupportedFeatureError,
+    check_dropout,
+    check_qk_norm,
+    resolve_architecture,
+    resolve_init,
+    resolve_qkv_bias,
+    resolve_softmax_precision,
+)
 
 NORMALIZATIONS = ("LayerNorm", "RMSNorm")
 POSITION_EMBEDDING_TYPES = ("learned_absolute", "rope", "yarn", "none")
@@ -31,13 +57,38 @@ RECOMPUTE_MODULES = (
 )
 TRANSFORMER_IMPLS = ("local", "transformer_engine")
 
+#: Each part of a TransformerConfig and the flag class it holds.
+PARTS: dict[str, type] = {
+    "architecture": ArchitectureConfig,
+    "dropout": DropoutConfig,
+    "layer": LayerOptionsConfig,
+    "init": InitConfig,
+    "numerics": NumericsConfig,
+    "qk_norm": QKNormConfig,
+    "mla": MLAConfig,
+    "impl": TransformerImplConfig,
+}
 
-class TransformerConfigError(ValueError):
-    """A model setting that cannot work; the message names the flag and the value."""
+
+def _owners() -> dict[str, str]:
+    owners: dict[str, str] = {}
+    for part, cls in PARTS.items():
+        for f in flag_fields(cls):
+            if f.name in owners:  # pragma: no cover - a flag declared twice fails at import
+                raise RuntimeError(f"{f.name} is declared by {owners[f.name]} and {part}")
+            owners[f.name] = part
+    return owners
 
 
-class UnsupportedFeatureError(TransformerConfigError, NotImplementedError):
-    """A valid setting of the original that this model does not implement."""
+#: flag dest -> the part that owns it.
+OWNER: dict[str, str] = _owners()
+
+__all__ = [
+    "PARTS",
+    "TransformerConfig",
+    "TransformerConfigError",
+    "UnsupportedFeatureError",
+]
 
 
 def _flag(dest: str) -> str:
@@ -48,99 +99,25 @@ def _flag(dest: str) -> str:
 class TransformerConfig:
     """Everything the single-device GPT math needs, frozen after construction."""
 
-    # --- network size -------------------------------------------------------------------
-    num_layers: int
-    """Number of transformer layers."""
-    hidden_size: int
-    """Transformer hidden size h."""
-    num_attention_heads: int
-    """Number of query heads."""
+    architecture: ArchitectureConfig
+    """Network size, positions, norms, activation (the "network size" flags)."""
+    dropout: DropoutConfig = field(default_factory=DropoutConfig)
+    layer: LayerOptionsConfig = field(default_factory=LayerOptionsConfig)
+    """Recompute, fusions, biases."""
+    init: InitConfig = field(default_factory=InitConfig)
+    numerics: NumericsConfig = field(default_factory=NumericsConfig)
+    qk_norm: QKNormConfig = field(default_factory=QKNormConfig)
+    mla: MLAConfig = field(default_factory=MLAConfig)
+    """Also holds the YaRN scaling flags (rotary_scaling_factor, mscale, mscale_all_dim)."""
+    impl: TransformerImplConfig = field(default_factory=TransformerImplConfig)
+
+    # --- not gpt-models flags ------------------------------------------------------------
     padded_vocab_size: int
     """Embedding and output width (the tokenizer vocab padded as the original pads it)."""
-    max_position_embeddings: int
-    """Rows of the learned position table; also the YaRN original length when unset."""
-    ffn_hidden_size: int | None = None
-    """MLP width; None means 4h, or int(8h/3/64)*64 with swiglu (the original's rule)."""
-    kv_channels: int | None = None
-    """Head dimension; None means h / num_attention_heads."""
-    num_query_groups: int | None = None
-    """Key/value groups for GQA; None means multi-head attention (one group per head)."""
-    untie_embeddings_and_output_weights: bool = False
-    """Give the output layer its own weight instead of reusing the word embeddings."""
-
-    # --- norms and residuals ------------------------------------------------------------
-    normalization: str = "LayerNorm"
-    """LayerNorm or RMSNorm."""
-    norm_epsilon: float = 1e-5
-    """Epsilon of every norm."""
-    apply_layernorm_1p: bool = False
-    """Zero-centred gamma: the norm multiplies by (1 + weight) and weights start at 0."""
-    apply_residual_connection_post_layernorm: bool = False
-    """BERT ordering: the residual branch starts from the norm output."""
-    fp32_residual_connection: bool = False
-    """Keep the residual stream in fp32 when the parameters are fp16/bf16."""
-    qk_layernorm: bool = False
-    """Normalise queries and keys per head with the model's norm type."""
-    qk_l2_norm: bool = False
-    """Llama-4 style parameter-free L2 (RMS) norm of queries and keys."""
-
-    # --- MLP ------------------------------------------------------------------------------
-    swiglu: bool = False
-    """Gated linear unit with SiLU: fc1 holds [gate; up]."""
-    squared_relu: bool = False
-    """relu(x)**2 activation."""
-    openai_gelu: bool = False
-    """tanh-approximated GeLU (GPT-2's gelu_new) instead of the exact erf GeLU."""
-    add_bias_linear: bool = True
-    """Biases in every linear layer (the original's --disable-bias-linear turns it off)."""
-    add_qkv_bias: bool = False
-    """Bias in linear_qkv only; forced on when add_bias_linear is on."""
-
-    # --- dropout and attention numerics -------------------------------------------------
-    hidden_dropout: float = 0.1
-    """Dropout on embeddings and before each residual add."""
-    attention_dropout: float = 0.1
-    """Dropout on the attention probabilities."""
-    apply_query_key_layer_scaling: bool = False
-    """Scale Q.K^T by 1/layer_number before the fp32 softmax (and back inside it)."""
-    attention_softmax_in_fp32: bool = False
-    """Run masking and softmax in fp32; forced on by apply_query_key_layer_scaling."""
-
-    # --- initialisation -------------------------------------------------------------------
-    init_method_std: float = 0.02
-    """Std of the normal init; output-side layers use std/sqrt(2*num_layers)."""
-    embedding_init_method_std: float | None = None
-    """Std for embeddings; None means init_method_std."""
-    init_method_xavier_uniform: bool = False
-    """Xavier-uniform init for the linear layers instead of the normal init."""
-    use_cpu_initialization: bool = False
-    """Draw full weights on the CPU generator (the original's TP-invariant init)."""
+    params_dtype: torch.dtype = torch.float32
+    """Dtype of the parameters and activations (from --fp16/--bf16)."""
     perform_initialization: bool = True
-    """False leaves parameters uninitialised (the original's --no-initialization)."""
-
-    # --- position embeddings --------------------------------------------------------------
-    position_embedding_type: str = "learned_absolute"
-    """learned_absolute, rope, yarn or none."""
-    rotary_base: int = 10000
-    """RoPE base period."""
-    rotary_percent: float = 1.0
-    """Fraction of each head's channels that are rotated."""
-    rotary_interleaved: bool = False
-    """Rotate adjacent channel pairs instead of the two halves."""
-    rotary_seq_len_interpolation_factor: float | None = None
-    """Linear position interpolation: positions are divided by this factor."""
-    use_rope_scaling: bool = False
-    """Llama-3.x frequency scaling."""
-    rope_scaling_factor: float = 8.0
-    """Llama-3.x scaling factor."""
-    rope_type: str | None = None
-    """rope or yarn; 'yarn' with position_embedding_type rope selects YaRN."""
-    rotary_scaling_factor: float = 1.0
-    """YaRN scaling factor."""
-    mscale: float | None = 1.0
-    """YaRN mscale (None with mscale_all_dim None: HF's default attention factor)."""
-    mscale_all_dim: float | None = 0.0
-    """YaRN mscale_all_dim."""
+    """False leaves parameters uninitialised (gpt-ckpt's --no-initialization)."""
     yarn_original_max_position_embeddings: int | None = None
     """YaRN pre-extension context length (no flag); None means max_position_embeddings."""
     yarn_beta_fast: float = 32.0
@@ -149,101 +126,99 @@ class TransformerConfig:
     """YaRN slow rotation boundary (no flag)."""
     yarn_correction_range_round_to_int: bool = True
     """Round the YaRN correction range to whole dims (no flag)."""
-    no_rope_freq: int | tuple[int, ...] | None = None
-    """Skip RoPE every N-th layer (int N) or where the per-layer pattern holds 1."""
 
-    # --- kernels --------------------------------------------------------------------------
-    transformer_impl: str = "transformer_engine"
-    """local or transformer_engine; selects the kernel provider (and the TE naming)."""
-    attention_backend: str = "auto"
-    """flash, fused, unfused, local or auto."""
-    masked_softmax_fusion: bool = True
-    """Fused scale+mask+softmax (compiled) in the unfused attention path."""
-    bias_gelu_fusion: bool = True
-    """Fused bias+GeLU; like the original it uses the tanh approximation."""
-    bias_swiglu_fusion: bool = True
-    """Fused bias+SwiGLU."""
-    bias_dropout_fusion: bool = True
-    """Fused bias+dropout+residual add."""
-    apply_rope_fusion: bool = True
-    """Fused RoPE application."""
-    cross_entropy_loss_fusion: bool = False
-    """Fused cross-entropy."""
-    cross_entropy_fusion_impl: str = "native"
-    """native or te; both run our compiled cross-entropy here."""
-    fp16_lm_cross_entropy: bool = False
-    """Compute the LM cross-entropy on fp16 logits instead of fp32."""
-
-    # --- precision ------------------------------------------------------------------------
-    params_dtype: torch.dtype = torch.float32
-    """Dtype of the parameters and activations."""
-
-    # --- activation recomputation ---------------------------------------------------------
-    recompute_granularity: str | None = None
-    """None, full or selective."""
-    recompute_method: str | None = None
-    """uniform or block (full granularity only)."""
-    recompute_num_layers: int | None = None
-    """Layers per recompute chunk (uniform) or number of recomputed layers (block)."""
-    recompute_modules: tuple[str, ...] | None = None
-    """Submodules recomputed with selective granularity; None means ('core_attn',)."""
-
-    # Derived, filled in by __post_init__ (not flags).
+    # Derived, filled in by __post_init__.
     init_std_output_layers: float = field(init=False, default=0.0)
     """std/sqrt(2*num_layers), the init std of linear_proj and linear_fc2."""
 
     def __post_init__(self) -> None:
-        self._check_sizes()
-        self._resolve_derived()
+        for part, cls in PARTS.items():
+            if not isinstance(getattr(self, part), cls):
+                raise TypeError(f"TransformerConfig.{part} must be a {cls.__name__}")
+        value = self.padded_vocab_size
+        if not isinstance(value, int) or value <= 0:
+            raise TransformerConfigError(
+                f"--padded-vocab-size must be a positive integer, got {value!r}"
+            )
+        check_dropout(self.dropout)
+        check_qk_norm(self.qk_norm)
+        arch = resolve_architecture(self.architecture)
+        for name in ("no_rope_freq",):
+            if isinstance(getattr(arch, name), list):
+                arch = dataclasses.replace(arch, **{name: tuple(getattr(arch, name))})
+        layer = resolve_qkv_bias(self.layer)
+        if isinstance(layer.recompute_modules, list):
+            layer = dataclasses.replace(layer, recompute_modules=tuple(layer.recompute_modules))
+        self._set("architecture", arch)
+        self._set("layer", layer)
+        self._set("numerics", resolve_softmax_precision(self.numerics))
+        self._set("init", resolve_init(self.init))
+        self._set("init_std_output_layers", self.init_method_std / math.sqrt(2.0 * self.num_layers))
         self._check_choices()
 
+    def __getattr__(self, name: str) -> Any:
+        """A flag's value, from the part that owns it (only called when normal lookup fails)."""
+        part = OWNER.get(name)
+        if part is None or name.startswith("__"):
+            raise AttributeError(f"TransformerConfig has no setting {name!r}")
+        return getattr(object.__getattribute__(self, part), name)
+
+    @property
+    def num_query_groups(self) -> int | None:
+        """Key/value groups for GQA; None means multi-head attention (one group per head)."""
+        arch = self.architecture
+        return arch.num_query_groups if arch.group_query_attention else None
+
     # ----------------------------------------------------------------------------------
+    @classmethod
+    def from_flat(cls, **values: Any) -> TransformerConfig:
+        """Build from flag dests (tests, conversions): each name goes to the part that owns it.
+
+        ``num_query_groups=None`` means MHA; an int turns --group-query-attention on. An
+        unknown name is a TypeError, never ignored.
+        """
+        parts: dict[str, dict[str, Any]] = {part: {} for part in PARTS}
+        plain: dict[str, Any] = {}
+        plain_names = {f.name for f in dataclasses.fields(cls) if f.init} - set(PARTS)
+        for name, value in values.items():
+            if name == "num_query_groups":
+                arch = parts["architecture"]
+                arch["group_query_attention"] = value is not None
+                if value is not None:
+                    arch["num_query_groups"] = value
+            elif name in OWNER:
+                parts[OWNER[name]][name] = value
+            elif name in plain_names:
+                plain[name] = value
+            else:
+                raise TypeError(f"TransformerConfig has no setting {name!r}")
+        built = {part: PARTS[part](**kwargs) for part, kwargs in parts.items()}
+        return cls(**built, **plain)
+
+    def replace(self, **changes: Any) -> TransformerConfig:
+        """A copy with some settings changed (flag dests or plain fields); the rest carry over."""
+        parts: dict[str, dict[str, Any]] = {part: {} for part in PARTS}
+        plain: dict[str, Any] = {}
+        for name, value in changes.items():
+            if name == "num_query_groups":
+                parts["architecture"]["group_query_attention"] = value is not None
+                if value is not None:
+                    parts["architecture"]["num_query_groups"] = value
+            elif name in OWNER:
+                parts[OWNER[name]][name] = value
+            elif name in PARTS or name in {f.name for f in dataclasses.fields(self) if f.init}:
+                plain[name] = value
+            else:
+                raise TypeError(f"TransformerConfig has no setting {name!r}")
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        for part, kwargs in parts.items():
+            if kwargs:
+                values[part] = dataclasses.replace(values[part], **kwargs)
+        values.update(plain)
+        return TransformerConfig(**values)
+
     def _set(self, name: str, value: object) -> None:
         object.__setattr__(self, name, value)
-
-    def _check_sizes(self) -> None:
-        for name in (
-            "num_layers",
-            "hidden_size",
-            "num_attention_heads",
-            "padded_vocab_size",
-            "max_position_embeddings",
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise TransformerConfigError(
-                    f"{_flag(name)} must be a positive integer, got {value!r}"
-                )
-        if self.kv_channels is None and self.hidden_size % self.num_attention_heads:
-            raise TransformerConfigError(
-                f"--hidden-size {self.hidden_size} is not divisible by "
-                f"--num-attention-heads {self.num_attention_heads}; pass --kv-channels"
-            )
-        groups = self.num_query_groups
-        if groups is not None and (groups <= 0 or self.num_attention_heads % groups):
-            raise TransformerConfigError(
-                f"--num-query-groups {groups} must divide "
-                f"--num-attention-heads {self.num_attention_heads}"
-            )
-
-    def _resolve_derived(self) -> None:
-        h = self.hidden_size
-        if self.kv_channels is None:
-            self._set("kv_channels", h // self.num_attention_heads)
-        if self.ffn_hidden_size is None:
-            ffn = int((4 * h * 2 / 3) / 64) * 64 if self.swiglu else 4 * h
-            self._set("ffn_hidden_size", ffn)
-        if self.add_bias_linear:
-            self._set("add_qkv_bias", True)
-        if self.apply_query_key_layer_scaling:
-            self._set("attention_softmax_in_fp32", True)
-        if self.embedding_init_method_std is None:
-            self._set("embedding_init_method_std", self.init_method_std)
-        if isinstance(self.no_rope_freq, list):
-            self._set("no_rope_freq", tuple(self.no_rope_freq))
-        if isinstance(self.recompute_modules, list):
-            self._set("recompute_modules", tuple(self.recompute_modules))
-        self._set("init_std_output_layers", self.init_method_std / math.sqrt(2.0 * self.num_layers))
 
     def _check_choices(self) -> None:
         def choice(name: str, allowed: tuple[str, ...]) -> None:
@@ -266,16 +241,6 @@ class TransformerConfig:
             choice("rope_type", ("rope", "yarn"))
         if self.cross_entropy_fusion_impl not in ("native", "te"):
             choice("cross_entropy_fusion_impl", ("native", "te"))
-        if sum((self.swiglu, self.squared_relu, self.openai_gelu)) > 1:
-            raise TransformerConfigError(
-                "--swiglu, --squared-relu and --openai-gelu are mutually exclusive"
-            )
-        if not 0.0 < self.rotary_percent <= 1.0:
-            raise TransformerConfigError(
-                f"--rotary-percent must be in (0, 1], got {self.rotary_percent}"
-            )
-        if self.qk_layernorm and self.qk_l2_norm:
-            raise TransformerConfigError("--qk-layernorm and --qk-l2-norm are mutually exclusive")
         if self.rotary_interleaved and self.uses_yarn:
             raise TransformerConfigError("YaRN RoPE does not support --rotary-interleaved")
         self._check_no_rope_freq()
@@ -391,9 +356,3 @@ class TransformerConfig:
         if isinstance(freq, int):
             return (layer_index + 1) % freq == 0
         return bool(freq[layer_index])
-
-    def replace(self, **changes: object) -> TransformerConfig:
-        """A copy with some fields changed; values resolved earlier (ffn size, ...) carry over."""
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
-        values.update(changes)
-        return TransformerConfig(**values)

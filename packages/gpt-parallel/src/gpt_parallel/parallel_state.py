@@ -19,13 +19,13 @@ Without torch.distributed initialised and with one rank, every group is ``None``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
 
+from gpt_parallel.layout_config import DistributedConfig, ExpertParallelConfig
 from gpt_parallel.rank_layout import RankGrid, order_for
 
 if TYPE_CHECKING:
@@ -37,30 +37,25 @@ EXPERT_GROUPS = {"ep": "ep", "etp": "tp", "edp": "dp", "etp-ep": "tp-ep", "etp-e
 GROUP_NAMES = DENSE_GROUPS + EMBEDDING_GROUPS + tuple(EXPERT_GROUPS)
 
 
-@dataclass(frozen=True)
-class ParallelSizes:
-    """The parallel sizes, named as the original's argparse dests (dp is derived)."""
-
-    tensor_model_parallel_size: int = 1
-    pipeline_model_parallel_size: int = 1
-    context_parallel_size: int = 1
-    expert_model_parallel_size: int = 1
-    expert_tensor_parallel_size: int | None = None
-    use_tp_pp_dp_mapping: bool = False
-
-
 def _check_positive(name: str, value: int) -> None:
     if not isinstance(value, int) or value < 1:
         raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
 
 
-def build_grids(sizes: ParallelSizes, world_size: int) -> tuple[RankGrid, RankGrid]:
-    """The dense and expert rank grids for ``world_size`` ranks, after checking the sizes."""
-    tp = sizes.tensor_model_parallel_size
-    pp = sizes.pipeline_model_parallel_size
-    cp = sizes.context_parallel_size
-    ep = sizes.expert_model_parallel_size
-    etp = sizes.expert_tensor_parallel_size if sizes.expert_tensor_parallel_size is not None else tp
+def build_grids(
+    distributed: DistributedConfig, expert_config: ExpertParallelConfig, world_size: int
+) -> tuple[RankGrid, RankGrid]:
+    """The dense and expert rank grids for ``world_size`` ranks, after checking the sizes.
+
+    The sizes are read from the flag classes themselves (no copy of them by name), so a
+    renamed flag fails here instead of falling back to a default.
+    """
+    tp = distributed.tensor_model_parallel_size
+    pp = distributed.pipeline_model_parallel_size
+    cp = distributed.context_parallel_size
+    ep = expert_config.expert_model_parallel_size
+    etp = expert_config.expert_tensor_parallel_size
+    etp = etp if etp is not None else tp
     for name, value in (
         ("tensor_model_parallel_size", tp),
         ("pipeline_model_parallel_size", pp),
@@ -81,7 +76,7 @@ def build_grids(sizes: ParallelSizes, world_size: int) -> tuple[RankGrid, RankGr
             f"world size {world_size} is not divisible by expert tensor ({etp}) x expert model "
             f"({ep}) x pipeline ({pp}) parallel sizes = {expert_model_size}"
         )
-    order = order_for(sizes.use_tp_pp_dp_mapping)
+    order = order_for(distributed.use_tp_pp_dp_mapping)
     dense = RankGrid({"tp": tp, "cp": cp, "ep": 1, "dp": world_size // model_size, "pp": pp}, order)
     expert = RankGrid(
         {"tp": etp, "cp": 1, "ep": ep, "dp": world_size // expert_model_size, "pp": pp}, order
@@ -103,22 +98,25 @@ def all_group_ranks(dense: RankGrid, expert: RankGrid) -> dict[str, list[list[in
 class ParallelState:
     """This rank's coordinates, group memberships and process groups.
 
-    Use ``ParallelState.build(sizes)`` in a program (it reads the world from torch.distributed,
-    or assumes one rank when that is not initialised) and ``ParallelState.plan(sizes,
-    world_size, rank)`` to compute a layout without creating groups.
+    Use ``ParallelState.build(distributed, expert)`` in a program (it reads the world from
+    torch.distributed, or assumes one rank when that is not initialised) and
+    ``ParallelState.plan(distributed, expert, world_size, rank)`` to compute a layout without
+    creating groups.
     """
 
     def __init__(
         self,
-        sizes: ParallelSizes,
+        distributed: DistributedConfig,
+        expert: ExpertParallelConfig,
         world_size: int,
         rank: int,
         groups: dict[str, dist.ProcessGroup | None] | None,
     ) -> None:
-        self.sizes = sizes
+        self.distributed = distributed
+        self.expert = expert
         self.world_size = world_size
         self.rank = rank
-        self.dense_grid, self.expert_grid = build_grids(sizes, world_size)
+        self.dense_grid, self.expert_grid = build_grids(distributed, expert, world_size)
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside a world of {world_size} ranks")
         self._group_ranks: dict[str, list[int]] = {}
@@ -140,17 +138,22 @@ class ParallelState:
 
     @classmethod
     def build(
-        cls, sizes: ParallelSizes | None = None, *, timeout: timedelta | None = None
+        cls,
+        distributed: DistributedConfig | None = None,
+        expert: ExpertParallelConfig | None = None,
+        *,
+        timeout: timedelta | None = None,
     ) -> ParallelState:
         """Create the state and its process groups (every rank must call this, in step)."""
-        sizes = sizes or ParallelSizes()
+        distributed = distributed or DistributedConfig()
+        expert_config = expert or ExpertParallelConfig()
         if not (dist.is_available() and dist.is_initialized()):
-            return cls(sizes, 1, 0, {name: None for name in GROUP_NAMES})
+            return cls(distributed, expert_config, 1, 0, {name: None for name in GROUP_NAMES})
         world_size, rank = dist.get_world_size(), dist.get_rank()
-        dense, expert = build_grids(sizes, world_size)
+        dense, expert_grid = build_grids(distributed, expert_config, world_size)
         cache: dict[tuple[int, ...], dist.ProcessGroup | None] = {}
         mine: dict[str, dist.ProcessGroup | None] = {}
-        for name, groups_ in all_group_ranks(dense, expert).items():
+        for name, groups_ in all_group_ranks(dense, expert_grid).items():
             for ranks in groups_:
                 key = tuple(ranks)
                 if key not in cache:
@@ -158,12 +161,19 @@ class ParallelState:
                     cache[key] = group if rank in ranks else None
                 if rank in ranks:
                     mine[name] = cache[key]
-        return cls(sizes, world_size, rank, mine)
+        return cls(distributed, expert_config, world_size, rank, mine)
 
     @classmethod
-    def plan(cls, sizes: ParallelSizes, world_size: int, rank: int) -> ParallelState:
+    def plan(
+        cls,
+        distributed: DistributedConfig,
+        expert: ExpertParallelConfig | None = None,
+        *,
+        world_size: int,
+        rank: int,
+    ) -> ParallelState:
         """The layout of ``rank`` in a world of ``world_size``, without process groups."""
-        return cls(sizes, world_size, rank, None)
+        return cls(distributed, expert or ExpertParallelConfig(), world_size, rank, None)
 
     # --- sizes --------------------------------------------------------------------------
 

@@ -14,11 +14,41 @@ import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from gpt_parallel.optim_config import OptimizerConfig
+from gpt_parallel.schedule_config import LearningRateConfig
+
 logger = logging.getLogger(__name__)
 
 LR_DECAY_STYLES = ("constant", "linear", "cosine", "inverse-square-root", "WSD")
 LR_WSD_DECAY_STYLES = ("linear", "cosine", "exponential", "minus_sqrt")
 WD_INCR_STYLES = ("constant", "linear", "cosine")
+
+
+def _check_decay_style(style: str, wsd_decay_steps: int | None, wsd_style: str | None) -> None:
+    if style not in LR_DECAY_STYLES:
+        raise ValueError(f"--lr-decay-style {style!r} is not one of {', '.join(LR_DECAY_STYLES)}")
+    if style == "WSD":
+        if wsd_decay_steps is None:
+            raise ValueError(
+                "--lr-decay-style WSD needs --lr-wsd-decay-iters or --lr-wsd-decay-samples"
+            )
+        if wsd_style not in LR_WSD_DECAY_STYLES:
+            raise ValueError(
+                f"--lr-wsd-decay-style {wsd_style!r} is not one of {', '.join(LR_WSD_DECAY_STYLES)}"
+            )
+
+
+def _check_weight_decay(start_wd: float, end_wd: float, incr_style: str) -> None:
+    if start_wd < 0.0:
+        raise ValueError(f"--start-weight-decay must be >= 0, got {start_wd}")
+    if end_wd < start_wd:
+        raise ValueError(
+            f"--end-weight-decay ({end_wd}) must be >= --start-weight-decay ({start_wd})"
+        )
+    if incr_style not in WD_INCR_STYLES:
+        raise ValueError(
+            f"--weight-decay-incr-style {incr_style!r} is not one of {', '.join(WD_INCR_STYLES)}"
+        )
 
 
 class HasParamGroups(Protocol):
@@ -77,34 +107,12 @@ class OptimizerParamScheduler:
                 f"({self.lr_decay_steps} samples): check --lr-warmup-iters/--lr-warmup-samples/"
                 "--lr-warmup-fraction against --lr-decay-iters/--train-iters"
             )
-        if lr_decay_style not in LR_DECAY_STYLES:
-            raise ValueError(
-                f"--lr-decay-style {lr_decay_style!r} is not one of {', '.join(LR_DECAY_STYLES)}"
-            )
+        _check_decay_style(lr_decay_style, wsd_decay_steps, lr_wsd_decay_style)
         self.lr_decay_style = lr_decay_style
-        if lr_decay_style == "WSD":
-            if wsd_decay_steps is None:
-                raise ValueError(
-                    "--lr-decay-style WSD needs --lr-wsd-decay-iters or --lr-wsd-decay-samples"
-                )
-            if lr_wsd_decay_style not in LR_WSD_DECAY_STYLES:
-                raise ValueError(
-                    f"--lr-wsd-decay-style {lr_wsd_decay_style!r} is not one of "
-                    f"{', '.join(LR_WSD_DECAY_STYLES)}"
-                )
 
+        _check_weight_decay(start_wd, end_wd, wd_incr_style)
         self.start_wd = start_wd
         self.end_wd = end_wd
-        if self.start_wd < 0.0:
-            raise ValueError(f"--start-weight-decay must be >= 0, got {self.start_wd}")
-        if self.end_wd < self.start_wd:
-            raise ValueError(
-                f"--end-weight-decay ({self.end_wd}) must be >= --start-weight-decay ({self.start_wd})"
-            )
-        if wd_incr_style not in WD_INCR_STYLES:
-            raise ValueError(
-                f"--weight-decay-incr-style {wd_incr_style!r} is not one of {', '.join(WD_INCR_STYLES)}"
-            )
         self.wd_incr_steps = wd_incr_steps
         self.wd_incr_style = wd_incr_style
 
@@ -306,44 +314,27 @@ def schedule_steps(
     raise ValueError("either --train-iters or --train-samples must be a positive number")
 
 
-@dataclass(frozen=True, kw_only=True)
-class SchedulerConfig:
-    """The scheduler's flags, by their argparse dest names."""
-
-    lr: float
-    min_lr: float = 0.0
-    lr_warmup_init: float = 0.0
-    lr_decay_style: str = "linear"
-    lr_wsd_decay_style: str = "exponential"
-    train_iters: int | None = None
-    train_samples: int | None = None
-    lr_decay_iters: int | None = None
-    lr_decay_samples: int | None = None
-    lr_warmup_fraction: float | None = None
-    lr_warmup_iters: int = 0
-    lr_warmup_samples: int = 0
-    lr_wsd_decay_iters: int | None = None
-    lr_wsd_decay_samples: int | None = None
-    weight_decay: float = 0.01
-    start_weight_decay: float | None = None
-    end_weight_decay: float | None = None
-    weight_decay_incr_style: str = "constant"
-    use_checkpoint_opt_param_scheduler: bool = False
-    override_opt_param_scheduler: bool = False
-
-
 def build_scheduler(
-    optimizer: HasParamGroups, config: SchedulerConfig, global_batch_size: int
+    optimizer: HasParamGroups,
+    config: LearningRateConfig,
+    weight_decay: OptimizerConfig,
+    *,
+    global_batch_size: int,
+    train_iters: int | None,
+    train_samples: int | None = None,
 ) -> OptimizerParamScheduler:
     """The scheduler the original's ``get_optimizer_param_scheduler`` builds from the flags.
 
-    With ``--weight-decay-incr-style constant`` the weight decay is ``--weight-decay``
+    ``train_iters`` is the resolved one (derived from ``--train-samples`` when only that is
+    given). With ``--weight-decay-incr-style constant`` the weight decay is ``--weight-decay``
     throughout; the linear and cosine styles need ``--start/--end-weight-decay``.
     """
+    if config.lr is None:
+        raise ValueError("--lr is required to build the learning-rate schedule")
     steps = schedule_steps(
         global_batch_size=global_batch_size,
-        train_iters=config.train_iters,
-        train_samples=config.train_samples,
+        train_iters=train_iters,
+        train_samples=train_samples,
         lr_decay_iters=config.lr_decay_iters,
         lr_decay_samples=config.lr_decay_samples,
         lr_warmup_fraction=config.lr_warmup_fraction,
@@ -352,15 +343,16 @@ def build_scheduler(
         lr_wsd_decay_iters=config.lr_wsd_decay_iters,
         lr_wsd_decay_samples=config.lr_wsd_decay_samples,
     )
-    if config.weight_decay_incr_style == "constant":
-        start_wd = end_wd = config.weight_decay
+    wd = weight_decay
+    if wd.weight_decay_incr_style == "constant":
+        start_wd = end_wd = wd.weight_decay
     else:
-        if config.start_weight_decay is None or config.end_weight_decay is None:
+        if wd.start_weight_decay is None or wd.end_weight_decay is None:
             raise ValueError(
-                f"--weight-decay-incr-style {config.weight_decay_incr_style} needs "
+                f"--weight-decay-incr-style {wd.weight_decay_incr_style} needs "
                 "--start-weight-decay and --end-weight-decay"
             )
-        start_wd, end_wd = config.start_weight_decay, config.end_weight_decay
+        start_wd, end_wd = wd.start_weight_decay, wd.end_weight_decay
     return OptimizerParamScheduler(
         optimizer,
         init_lr=config.lr_warmup_init,
@@ -372,7 +364,7 @@ def build_scheduler(
         start_wd=start_wd,
         end_wd=end_wd,
         wd_incr_steps=steps.wd_incr_steps,
-        wd_incr_style=config.weight_decay_incr_style,
+        wd_incr_style=wd.weight_decay_incr_style,
         use_checkpoint_opt_param_scheduler=config.use_checkpoint_opt_param_scheduler,
         override_opt_param_scheduler=config.override_opt_param_scheduler,
         wsd_decay_steps=steps.wsd_decay_steps,

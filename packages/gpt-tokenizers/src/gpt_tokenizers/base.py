@@ -1,8 +1,12 @@
 """The interface every tokenizer offers, shaped like the original's MegatronLegacyTokenizer.
 
-Optional ids (cls, sep, pad, bos, eos, mask) raise NotImplementedError where the original
+Optional ids (cls, sep, pad, eod, bos, eos, mask) raise NotImplementedError where the original
 tokenizer has no such attribute, because callers such as the GPT dataset probe them with
 try/except and fall back (pad = -1) exactly when the original did.
+
+The properties live here once: a tokenizer stores its tables (`_vocab`, `_inv_vocab`), its
+size when it is not the table's (`_vocab_size`) and the ids it has (`_set_special_ids`), instead
+of repeating the same property blocks in every class.
 """
 
 from __future__ import annotations
@@ -11,6 +15,11 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+
+def _special_id(name: str, doc: str) -> Any:
+    """The read-only property of one optional id: its recorded value, else NotImplementedError."""
+    return property(lambda self: self._special(name), doc=doc)
 
 
 class Tokenizer(ABC):
@@ -24,6 +33,13 @@ class Tokenizer(ABC):
     #: The original's class name, reported in `unique_identifiers["class"]`.
     original_class_name: str = ""
 
+    #: Token -> id and id -> token; None where the original offers no vocabulary.
+    _vocab: Mapping[Any, int] | None = None
+    _inv_vocab: Mapping[int, Any] | None = None
+
+    #: The number of ids when it is not the size of `_vocab`.
+    _vocab_size: int | None = None
+
     def __init__(self, *tokenizer_paths: str | None, **tokenizer_options: Any) -> None:
         ids: dict[str, Any] = {
             "class": self.original_class_name or type(self).__name__,
@@ -32,6 +48,17 @@ class Tokenizer(ABC):
         for name, value in tokenizer_options.items():
             ids[name] = str(value)
         self._unique_identifiers = ids
+        self._special_ids: dict[str, int | None] = {}
+
+    def _set_special_ids(self, **ids: int | None) -> None:
+        """Record the optional ids (cls, sep, pad, eod, bos, eos, mask) this tokenizer has."""
+        self._special_ids.update(ids)
+
+    def _special(self, name: str) -> int | None:
+        # None only for the HF-based tokenizers whose files name no such token, as the original.
+        if name not in self._special_ids:
+            raise self._missing(name)
+        return self._special_ids[name]
 
     @property
     def unique_identifiers(self) -> dict[str, Any]:
@@ -56,54 +83,51 @@ class Tokenizer(ABC):
         raise NotImplementedError(f"{type(self).__name__} has no method 'offsets'")
 
     @property
-    @abstractmethod
     def vocab(self) -> Mapping[Any, int]:
         """Token -> id."""
+        if self._vocab is None:
+            raise NotImplementedError(f"{type(self).__name__} has no vocab")
+        return self._vocab
 
     @property
-    @abstractmethod
     def inv_vocab(self) -> Mapping[int, Any]:
         """Id -> token."""
+        if self._inv_vocab is None:
+            raise NotImplementedError(f"{type(self).__name__} has no inv_vocab")
+        return self._inv_vocab
 
     @property
-    @abstractmethod
     def vocab_size(self) -> int:
         """Number of ids, special tokens included, before padding."""
+        return len(self.vocab) if self._vocab_size is None else self._vocab_size
 
     def _missing(self, name: str) -> NotImplementedError:
         return NotImplementedError(f"{type(self).__name__} has no attribute '{name}'")
 
-    @property
-    def cls(self) -> int:
-        """The CLS token id."""
-        raise self._missing("cls")
+    def _with_bos_eos(self, ids: list[int], bos: bool, eos: bool) -> list[int]:
+        """`ids`, after bos and before eos where asked (Llama2Tokenizer, TikTokenizer)."""
+        if bos:
+            ids = [self._special_ids["bos"], *ids]
+        if eos:
+            ids = [*ids, self._special_ids["eos"]]
+        return ids
+
+    cls = _special_id("cls", "The CLS token id.")
+    sep = _special_id("sep", "The SEP token id.")
+    pad = _special_id("pad", "The PAD token id.")
+    eod = _special_id("eod", "The end-of-document id appended by preprocessing (`--append-eod`).")
+    bos = _special_id("bos", "The beginning-of-sequence id.")
+    eos = _special_id("eos", "The end-of-sequence id.")
+    mask = _special_id("mask", "The MASK token id.")
+
+
+class EncoderDecoderNames:
+    """The original's `encoder` / `decoder` aliases of vocab / inv_vocab (SentencePiece, tiktoken)."""
 
     @property
-    def sep(self) -> int:
-        """The SEP token id."""
-        raise self._missing("sep")
+    def encoder(self: Tokenizer) -> Mapping[Any, int]:  # type: ignore[misc]
+        return self.vocab
 
     @property
-    def pad(self) -> int:
-        """The PAD token id."""
-        raise self._missing("pad")
-
-    @property
-    def eod(self) -> int:
-        """The end-of-document id appended by preprocessing (`--append-eod`)."""
-        raise self._missing("eod")
-
-    @property
-    def bos(self) -> int:
-        """The beginning-of-sequence id."""
-        raise self._missing("bos")
-
-    @property
-    def eos(self) -> int:
-        """The end-of-sequence id."""
-        raise self._missing("eos")
-
-    @property
-    def mask(self) -> int:
-        """The MASK token id."""
-        raise self._missing("mask")
+    def decoder(self: Tokenizer) -> Mapping[int, Any]:  # type: ignore[misc]
+        return self.inv_vocab

@@ -40,14 +40,18 @@ class BertWordPieceTokenizer(Tokenizer):
             raise TokenizerError(
                 f"--vocab-file: {vocab_file} lacks the BERT special tokens {' '.join(missing)}"
             )
-        self._cls = self._vocab["[CLS]"]
-        self._sep = self._vocab["[SEP]"]
-        self._pad = self._vocab["[PAD]"]
-        self._mask = self._vocab["[MASK]"]
         self._add_token("[BOS]")
         self._add_token("[EOS]")
-        self._bos = self._vocab["[BOS]"]
-        self._eos = self._vocab["[EOS]"]
+        eos = self._vocab["[EOS]"]
+        self._set_special_ids(
+            cls=self._vocab["[CLS]"],
+            sep=self._vocab["[SEP]"],
+            pad=self._vocab["[PAD]"],
+            mask=self._vocab["[MASK]"],
+            bos=self._vocab["[BOS]"],
+            eos=eos,
+            eod=eos,
+        )
         self._extra_tokens = [f"<extra_id_{i}>" for i in range(vocab_extra_ids)]
         for token in self._extra_tokens:
             self._add_token(token)
@@ -79,46 +83,6 @@ class BertWordPieceTokenizer(Tokenizer):
                 continue
             out += token[2:] if token.startswith("##") else " " + token
         return out
-
-    @property
-    def vocab(self) -> dict[str, int]:
-        return self._vocab
-
-    @property
-    def inv_vocab(self) -> dict[int, str]:
-        return self._inv_vocab
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self._vocab)
-
-    @property
-    def cls(self) -> int:
-        return self._cls
-
-    @property
-    def sep(self) -> int:
-        return self._sep
-
-    @property
-    def pad(self) -> int:
-        return self._pad
-
-    @property
-    def mask(self) -> int:
-        return self._mask
-
-    @property
-    def bos(self) -> int:
-        return self._bos
-
-    @property
-    def eos(self) -> int:
-        return self._eos
-
-    @property
-    def eod(self) -> int:
-        return self._eos
 
     @property
     def bos_token(self) -> str:

@@ -1,19 +1,33 @@
-"""`build_tokenizer`: pick and construct the `--tokenizer-type` from a TokenizerConfig.
+"""`build_tokenizer`: pick and construct the `--tokenizer-type` from the tokenizer flags.
 
-Each tokenizer module is imported only when chosen, so a missing optional library (HF
-`tokenizers`, jinja2) matters only to the types that need it.
+The flag classes of `config` are the runtime configuration, taken as parsed: no class copies
+their fields by name, so a renamed flag fails loudly instead of falling back to a default. Each
+tokenizer module is imported only when chosen, so a missing optional library (HF `tokenizers`,
+jinja2) matters only to the types that need it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
+from gpt_flags import spec_of
+
 from .base import Tokenizer
+from .config import MultimodalOptions, SFTPromptConfig, TokenizerFlags, VocabPaddingConfig
 from .errors import TokenizerError, require
-from .tokenizer_config import TOKENIZER_TYPES, TokenizerConfig
 from .vocab_padding import padded_vocab_message, padded_vocab_size
 
 Log = Callable[[str], None]
+
+
+def _flag_choices(config_cls: type, name: str) -> tuple[str, ...]:
+    (field,) = [f for f in dataclasses.fields(config_cls) if f.name == name]
+    return tuple(spec_of(field).choices or ())
+
+
+TOKENIZER_TYPES: tuple[str, ...] = _flag_choices(TokenizerFlags, "tokenizer_type")
+"""The `--tokenizer-type` choices, read from the flag's declaration (one list, no copy)."""
 
 
 def building_message(tokenizer_type: str) -> str:
@@ -21,13 +35,13 @@ def building_message(tokenizer_type: str) -> str:
     return f"> building {tokenizer_type} tokenizer ..."
 
 
-def _model_path(cfg: TokenizerConfig, kind: str) -> str:
+def _model_path(cfg: TokenizerFlags, kind: str) -> str:
     # The loaders check the file itself and name the flag when it is missing or unreadable.
     require(cfg.tokenizer_model, "--tokenizer-model", kind)
     return str(cfg.tokenizer_model)
 
 
-def _bert(cfg: TokenizerConfig, lower_case: bool) -> Tokenizer:
+def _bert(cfg: TokenizerFlags, lower_case: bool) -> Tokenizer:
     from .bert import BertWordPieceTokenizer
 
     require(cfg.vocab_file, "--vocab-file", cfg.tokenizer_type or "")
@@ -38,7 +52,7 @@ def _bert(cfg: TokenizerConfig, lower_case: bool) -> Tokenizer:
     )
 
 
-def _gpt2(cfg: TokenizerConfig) -> Tokenizer:
+def _gpt2(cfg: TokenizerFlags) -> Tokenizer:
     from .gpt2_bpe import GPT2BPETokenizer
 
     require(cfg.vocab_file, "--vocab-file", "GPT2BPETokenizer")
@@ -46,7 +60,7 @@ def _gpt2(cfg: TokenizerConfig) -> Tokenizer:
     return GPT2BPETokenizer(cfg.vocab_file, cfg.merge_file)
 
 
-def _tiktoken(cfg: TokenizerConfig, log: Log | None) -> Tokenizer:
+def _tiktoken(cfg: TokenizerFlags, log: Log | None) -> Tokenizer:
     from .tiktokenizer import TIKTOKEN_PATTERNS, TikTokenizer
 
     path = _model_path(cfg, "TikTokenizer")
@@ -63,10 +77,10 @@ def _tiktoken(cfg: TokenizerConfig, log: Log | None) -> Tokenizer:
     )
 
 
-def _multimodal(cfg: TokenizerConfig) -> Tokenizer:
+def _multimodal(cfg: TokenizerFlags, options: MultimodalOptions | None) -> Tokenizer:
     from .multimodal import MultimodalTokenizer
 
-    if cfg.tokenizer_prompt_format is None:
+    if options is None:
         raise TokenizerError(
             "--tokenizer-type MultimodalTokenizer needs a prompt format, extra special tokens "
             "and an image tag type (the original's multimodal flags --tokenizer-prompt-format, "
@@ -75,17 +89,37 @@ def _multimodal(cfg: TokenizerConfig) -> Tokenizer:
         )
     return MultimodalTokenizer(
         _model_path(cfg, "MultimodalTokenizer"),
-        cfg.tokenizer_prompt_format,
-        cfg.special_tokens,
-        cfg.image_tag_type,
+        options.tokenizer_prompt_format,
+        options.special_tokens,
+        options.image_tag_type,
     )
 
 
-def build_tokenizer(cfg: TokenizerConfig, log: Log | None = None) -> Tokenizer:
+def _sft(cfg: TokenizerFlags, prompt: SFTPromptConfig | None) -> Tokenizer:
+    from .sft import SFTTokenizer
+
+    if prompt is None:
+        # Not the user's doing: the program did not hand over its "sft" flag group.
+        raise TokenizerError(
+            "--tokenizer-type SFTTokenizer: build_tokenizer needs the sft flags "
+            "(--sft-tokenizer-prompt-format) as sft_prompt=SFTPromptConfig(...)"
+        )
+    return SFTTokenizer(_model_path(cfg, "SFTTokenizer"), prompt.sft_tokenizer_prompt_format)
+
+
+def build_tokenizer(
+    cfg: TokenizerFlags,
+    log: Log | None = None,
+    *,
+    sft_prompt: SFTPromptConfig | None = None,
+    multimodal: MultimodalOptions | None = None,
+) -> Tokenizer:
     """Construct the tokenizer `cfg.tokenizer_type` names, loading only local files.
 
     `log` receives the original's informational lines (the '> building ...' line and the
-    TikTokenizer vocab notes); the caller decides which rank prints them.
+    TikTokenizer vocab notes); the caller decides which rank prints them. `sft_prompt` (the
+    "sft" flag group) is read only by SFTTokenizer and `multimodal` only by
+    MultimodalTokenizer; either one missing when its type is chosen is an error, not a default.
     """
     kind = cfg.tokenizer_type
     if kind is None:
@@ -125,20 +159,28 @@ def build_tokenizer(cfg: TokenizerConfig, log: Log | None = None) -> Tokenizer:
         cls = NullTokenizer if kind == "NullTokenizer" else NullMultimodalTokenizer
         return cls(cfg.vocab_size)
     if kind == "SFTTokenizer":
-        from .sft import SFTTokenizer
-
-        return SFTTokenizer(_model_path(cfg, kind), cfg.sft_tokenizer_prompt_format)
-    return _multimodal(cfg)
+        return _sft(cfg, sft_prompt)
+    return _multimodal(cfg, multimodal)
 
 
 def resolve_padded_vocab_size(
-    cfg: TokenizerConfig, tokenizer: Tokenizer, log: Log | None = None
+    cfg: TokenizerFlags,
+    padding: VocabPaddingConfig,
+    tokenizer: Tokenizer,
+    *,
+    tensor_model_parallel_size: int,
+    log: Log | None = None,
 ) -> int:
-    """`--padded-vocab-size` when given, else the tokenizer's size padded (logging the original's line)."""
+    """`--padded-vocab-size` when given, else the tokenizer's size padded (logging the original's line).
+
+    The padding multiple is `--make-vocab-size-divisible-by` times `--tensor-model-parallel-size`;
+    the latter is gpt-parallel's flag, so the caller passes its value (required: a forgotten
+    TP size would silently pad for one rank).
+    """
     if cfg.padded_vocab_size is not None:
         return cfg.padded_vocab_size
     padded = padded_vocab_size(
-        tokenizer.vocab_size, cfg.make_vocab_size_divisible_by, cfg.tensor_model_parallel_size
+        tokenizer.vocab_size, padding.make_vocab_size_divisible_by, tensor_model_parallel_size
     )
     if log:
         log(padded_vocab_message(tokenizer.vocab_size, padded))

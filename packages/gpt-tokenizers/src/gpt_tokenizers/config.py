@@ -3,6 +3,10 @@
 Each field is one flag of the original `pretrain_gpt.py` (same name, aliases, nargs, choices
 and default); the field name is the argparse dest. Generated once from tools/flags/original_flags.tsv,
 now maintained here; tests/pretrain/test_flags.py checks it against the original's flag table.
+
+These flag classes are the runtime configuration: `build_tokenizer` and
+`resolve_padded_vocab_size` take them as they are. `MultimodalOptions` is the one non-flag
+config: settings pretrain_gpt has no flags for.
 """
 
 from __future__ import annotations
@@ -121,3 +125,19 @@ class SFTPromptConfig:
         help="SFT prompt format.",
         status=EFFECTIVE,
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class MultimodalOptions:
+    """MultimodalTokenizer's settings. They are flags only of the original's multimodal programs
+    (--tokenizer-prompt-format, --special-tokens, --image-tag-type), not of pretrain_gpt, so they
+    are no flags here; a caller that has them passes them to `build_tokenizer(multimodal=...)`."""
+
+    tokenizer_prompt_format: str
+    """The chat prompt format (mistral, llama3, llama3p1, llama3p2, nvlm-yi-34b, chatml, qwen2p0, qwen2p5)."""
+
+    special_tokens: tuple[str, ...] = ("<image>",)
+    """Extra special tokens added to the HF tokenizer."""
+
+    image_tag_type: str | None = None
+    """The image tag around each <image>: 'nvlm', 'internvl' or '' (none)."""

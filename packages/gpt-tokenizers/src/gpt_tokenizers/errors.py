@@ -6,7 +6,9 @@ with a sentence instead of a traceback from deep inside a tokenizer library.
 
 from __future__ import annotations
 
+import json
 import os
+from typing import Any
 
 
 class TokenizerError(ValueError):
@@ -53,3 +55,11 @@ def read_text(flag: str, path: str | os.PathLike[str]) -> str:
         ) from e
     except OSError as e:
         raise TokenizerError(f"{flag}: cannot read {path}: {e.strerror or e}") from e
+
+
+def read_json(flag: str, path: str | os.PathLike[str]) -> Any:
+    """Parse a JSON file; a syntax error is one line naming the flag, the path and the line."""
+    try:
+        return json.loads(read_text(flag, path))
+    except json.JSONDecodeError as e:
+        raise TokenizerError(f"{flag}: not JSON: {path} ({e.msg} at line {e.lineno})") from e

@@ -10,14 +10,13 @@ of ``<|endoftext|>`` in the vocab.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from functools import lru_cache
 
 import tiktoken
 
 from .base import Tokenizer
-from .errors import TokenizerError, read_text
+from .errors import TokenizerError, read_json, read_text
 
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 """The pre-tokenization regex of GPT-2 (contractions, letters, digits, other, whitespace)."""
@@ -47,10 +46,7 @@ def bytes_to_unicode() -> dict[int, str]:
 
 
 def _load_vocab(path: str) -> dict[str, int]:
-    try:
-        vocab = json.loads(read_text("--vocab-file", path))
-    except json.JSONDecodeError as e:
-        raise TokenizerError(f"--vocab-file: not JSON: {path} ({e.msg} at line {e.lineno})") from e
+    vocab = read_json("--vocab-file", path)
     if not isinstance(vocab, dict) or not all(
         isinstance(k, str) and isinstance(v, int) for k, v in vocab.items()
     ):
@@ -76,11 +72,11 @@ class GPT2BPETokenizer(Tokenizer):
 
     def __init__(self, vocab_file: str, merge_file: str) -> None:
         super().__init__(vocab_file, merge_file)
-        self._encoder = _load_vocab(vocab_file)
-        self._decoder = {i: t for t, i in self._encoder.items()}
-        if EOD_TOKEN not in self._encoder:
+        self._vocab = encoder = _load_vocab(vocab_file)
+        self._inv_vocab = {i: t for t, i in encoder.items()}
+        if EOD_TOKEN not in encoder:
             raise TokenizerError(f"--vocab-file: {vocab_file} has no {EOD_TOKEN} token")
-        self._eod = self._encoder[EOD_TOKEN]
+        self._set_special_ids(eod=encoder[EOD_TOKEN], eos=encoder[EOD_TOKEN])
 
         byte_decoder = {c: b for b, c in bytes_to_unicode().items()}
 
@@ -94,22 +90,22 @@ class GPT2BPETokenizer(Tokenizer):
         singles: dict[bytes, int] = {}
         for b in range(256):
             c = bytes_to_unicode()[b]
-            if c not in self._encoder:
+            if c not in encoder:
                 raise TokenizerError(
                     f"--vocab-file: {vocab_file} has no token for byte 0x{b:02x} "
                     "(GPT2BPETokenizer needs a byte-level vocabulary)"
                 )
-            singles[bytes([b])] = self._encoder[c]
+            singles[bytes([b])] = encoder[c]
         merged: dict[bytes, int] = {}  # bytes -> vocab id, in merge order
         for line, (a, b) in enumerate(_load_merges(merge_file), start=2):
             token = a + b
             token_bytes = spell(token)
-            if token not in self._encoder or token_bytes is None:
+            if token not in encoder or token_bytes is None:
                 raise TokenizerError(
                     f"--merge-file: merge {a!r} {b!r} on line {line} of {merge_file} makes "
                     f"{token!r}, which is not a byte-level token of --vocab-file"
                 )
-            merged.setdefault(token_bytes, self._encoder[token])
+            merged.setdefault(token_bytes, encoder[token])
 
         merged_ids = list(merged.values())
         in_merge_order = all(x < y for x, y in zip(merged_ids, merged_ids[1:]))
@@ -125,7 +121,7 @@ class GPT2BPETokenizer(Tokenizer):
             name="gpt2-bpe", pat_str=GPT2_PATTERN, mergeable_ranks=ranks, special_tokens={}
         )
         # Decoding spells each id back to bytes; ids outside the byte alphabet decode as UTF-8.
-        self._id_bytes = {i: spell(t) or t.encode("utf-8") for t, i in self._encoder.items()}
+        self._id_bytes = {i: spell(t) or t.encode("utf-8") for t, i in encoder.items()}
 
     def tokenize(self, text: str) -> list[int]:
         ranks = self._encoding.encode_ordinary(text)
@@ -142,23 +138,3 @@ class GPT2BPETokenizer(Tokenizer):
                 f"GPT2BPETokenizer: token id {e.args[0]} is not in the vocab"
             ) from e
         return data.decode("utf-8", errors="replace")
-
-    @property
-    def vocab(self) -> dict[str, int]:
-        return self._encoder
-
-    @property
-    def inv_vocab(self) -> dict[int, str]:
-        return self._decoder
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self._encoder)
-
-    @property
-    def eod(self) -> int:
-        return self._eod
-
-    @property
-    def eos(self) -> int:
-        return self._eod

@@ -9,13 +9,12 @@ vocab are added, as transformers does when it loads them.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from .cleanup import clean_up_tokenization
-from .errors import TokenizerError, check_file_or_dir, read_text
+from .errors import TokenizerError, check_file_or_dir, read_json, read_text
 
 SPECIAL_ROLES = (
     "bos_token",
@@ -61,10 +60,7 @@ def _token_text(value: Any) -> str | None:
 
 
 def _read_json(flag: str, path: str) -> dict[str, Any]:
-    try:
-        data = json.loads(read_text(flag, path))
-    except json.JSONDecodeError as e:
-        raise TokenizerError(f"{flag}: not JSON: {path} ({e.msg} at line {e.lineno})") from e
+    data = read_json(flag, path)
     if not isinstance(data, dict):
         raise TokenizerError(f"{flag}: {path} is not a JSON object")
     return data

@@ -24,6 +24,11 @@ class HuggingFaceTokenizer(Tokenizer):
         self._tokenizer = self._files.tokenizer
         self._vocab = self._tokenizer.get_vocab(with_added_tokens=True)
         self._inv_vocab = {i: t for t, i in self._vocab.items()}
+        self._vocab_size = self._tokenizer.get_vocab_size(with_added_tokens=True)
+        special = self._files.special_id
+        self._set_special_ids(
+            eod=special("eos_token"), bos=special("bos_token"), pad=special("pad_token")
+        )
 
     def tokenize(self, text: str) -> list[int]:
         return self._tokenizer.encode(text, add_special_tokens=True).ids
@@ -46,29 +51,6 @@ class HuggingFaceTokenizer(Tokenizer):
         return offsets
 
     @property
-    def vocab(self) -> dict[str, int]:
-        return self._vocab
-
-    @property
-    def inv_vocab(self) -> dict[int, str]:
-        return self._inv_vocab
-
-    @property
     def decoder(self) -> dict[int, str]:
-        return self._inv_vocab
-
-    @property
-    def vocab_size(self) -> int:
-        return self._tokenizer.get_vocab_size(with_added_tokens=True)
-
-    @property
-    def eod(self) -> int | None:
-        return self._files.special_id("eos_token")
-
-    @property
-    def bos(self) -> int | None:
-        return self._files.special_id("bos_token")
-
-    @property
-    def pad(self) -> int | None:
-        return self._files.special_id("pad_token")
+        """The original's alias of inv_vocab (it has no `encoder`)."""
+        return self.inv_vocab

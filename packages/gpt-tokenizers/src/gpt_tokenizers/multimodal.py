@@ -10,12 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
-from .base import Tokenizer
-from .chat import PromptConfig, tokenize_conversation
+from .chat import PromptConfig
 from .errors import TokenizerError
-from .hf_files import decode, load_hf_tokenizer
+from .hf_chat import HFChatTokenizer
 from .null import IMAGE_TOKEN
 from .prompt_formats import ImRenderer, JinjaRenderer, Llama3p1Renderer, MistralRenderer
 
@@ -36,7 +33,7 @@ MULTIMODAL_PROMPT_FORMATS = (
 )
 
 
-class MultimodalTokenizer(Tokenizer):
+class MultimodalTokenizer(HFChatTokenizer):
     """Text with <image> placeholders and chat conversations to ids."""
 
     original_class_name = "MultimodalTokenizer"
@@ -48,12 +45,9 @@ class MultimodalTokenizer(Tokenizer):
         special_tokens: Sequence[str],
         image_tag_type: str | None,
     ) -> None:
-        super().__init__(tokenizer_path, prompt_format=prompt_format)
         what = "--tokenizer-type MultimodalTokenizer"
-        files = load_hf_tokenizer(tokenizer_path, what)
-        self._files = files
-        self._tokenizer = files.tokenizer
-        self._vocab_size = self._tokenizer.get_vocab_size(with_added_tokens=True)
+        super().__init__(tokenizer_path, prompt_format, what)  # vocab_size: before the additions
+        files = self._files
         present = [t for t in special_tokens if self._tokenizer.token_to_id(t) is not None]
         if present:
             raise TokenizerError(
@@ -93,19 +87,18 @@ class MultimodalTokenizer(Tokenizer):
                 f"{what}: unknown image tag type {tag_type!r} (choices: nvlm, internvl, '')"
             )
         self._image_tag = IMAGE_TAGS[tag_type]
+        self._set_special_ids(pad=self._prompt.pad_token_id, eod=files.special_id("eos_token"))
 
-    def _apply_image_tag(self, text: str) -> str:
+    def _prepare_text(self, text: str) -> str:
+        """The text with each <image> wrapped in the image tag (when there is one)."""
         if self._image_tag is None:
             return text
         return text.replace(IMAGE_TOKEN, f"{self._image_tag[0]}{IMAGE_TOKEN}{self._image_tag[1]}")
 
-    def tokenize_conversation(
-        self,
-        conversation: Sequence[Mapping[str, Any]],
-        return_target: bool,
-        add_generation_prompt: bool,
-    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        """Ids of a conversation (image tags applied); with targets, prompts are IGNORE_INDEX."""
+    def _prepare_turns(
+        self, conversation: Sequence[Mapping[str, Any]], return_target: bool
+    ) -> list[Mapping[str, Any]]:
+        """Training conversations must have content and no image in the answers; images are tagged."""
         turns = []
         for turn in conversation:
             content = turn.get("content") or ""
@@ -113,49 +106,5 @@ class MultimodalTokenizer(Tokenizer):
                 raise TokenizerError(f"empty turn in conversation: {conversation}")
             if return_target and turn.get("role") == "assistant" and IMAGE_TOKEN in content:
                 raise TokenizerError(f"{IMAGE_TOKEN} not allowed in assistant content")
-            turns.append({**turn, "content": self._apply_image_tag(content)})
-        return tokenize_conversation(
-            lambda text: self._tokenizer.encode(text, add_special_tokens=False).ids,
-            self._prompt,
-            turns,
-            return_target,
-            add_generation_prompt,
-        )
-
-    def tokenize(self, text: str | Sequence[Mapping[str, Any]]) -> list[int]:
-        if isinstance(text, list):
-            return self.tokenize_conversation(text, False, True).tolist()
-        return self._tokenizer.encode(self._apply_image_tag(text), add_special_tokens=True).ids
-
-    def convert_tokens_to_ids(self, tokens: str | list[str]) -> int | None | list[int | None]:
-        """Token strings to ids (unknown strings map to unk)."""
-        if isinstance(tokens, str):
-            return self._files.token_id(tokens)
-        return [self._files.token_id(t) for t in tokens]
-
-    def detokenize(self, ids: Sequence[int]) -> str:
-        return decode(self._files, list(ids))
-
-    def get_special_tokens(self) -> dict[str, int]:
-        """The added tokens and their ids."""
-        return {t.content: i for i, t in self._tokenizer.get_added_tokens_decoder().items()}
-
-    @property
-    def pad(self) -> int | None:
-        return self._prompt.pad_token_id
-
-    @property
-    def eod(self) -> int | None:
-        return self._files.special_id("eos_token")
-
-    @property
-    def vocab(self):  # noqa: D102 - not offered by the original either
-        raise NotImplementedError("MultimodalTokenizer has no vocab")
-
-    @property
-    def inv_vocab(self):  # noqa: D102
-        raise NotImplementedError("MultimodalTokenizer has no inv_vocab")
-
-    @property
-    def vocab_size(self) -> int:
-        return self._vocab_size
+            turns.append({**turn, "content": self._prepare_text(content)})
+        return turns

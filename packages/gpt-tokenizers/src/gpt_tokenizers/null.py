@@ -19,7 +19,11 @@ IMAGE_TOKEN_INDEX = -200
 
 
 def _parse_ids(text: str, tokenizer: str) -> list[int]:
-    # The original splits on single spaces, so doubled spaces or an empty text are errors there too.
+    # The original splits on single spaces, so doubled spaces are errors there too. An empty
+    # text is no ids (the original's int('') fails there), so preprocessing records it as an
+    # empty document, as it does for every other tokenizer's empty text.
+    if not text:
+        return []
     try:
         return [int(x) for x in text.split(" ")]
     except ValueError as e:
@@ -37,14 +41,15 @@ def _offsets(ids: Sequence[int]) -> list[int]:
 
 
 class NullTokenizer(Tokenizer):
-    """Ids in, ids out; the only special id is eod = vocab_size_arg."""
+    """Ids in, ids out; the only special id is eod = vocab_size_arg. No vocab, as the original."""
 
     original_class_name = "_NullTokenizer"
 
     def __init__(self, vocab_size: int) -> None:
         super().__init__(None, vocab_size=vocab_size)
-        self._size_without_eod = int(vocab_size)
-        self._eod = self._size_without_eod
+        eod = int(vocab_size)  # the id after the last real token
+        self._vocab_size = eod + 1
+        self._set_special_ids(eod=eod, eos=eod, cls=-1, sep=-1, mask=-1)
 
     def tokenize(self, text: str) -> list[int]:
         return _parse_ids(text, type(self).__name__)
@@ -54,38 +59,6 @@ class NullTokenizer(Tokenizer):
 
     def offsets(self, ids: Sequence[int], text: str) -> list[int]:
         return _offsets(ids)
-
-    @property
-    def vocab_size(self) -> int:
-        return self._size_without_eod + 1
-
-    @property
-    def vocab(self):  # noqa: D102 - the original has no vocabulary here either
-        raise NotImplementedError(f"{type(self).__name__} has no vocab")
-
-    @property
-    def inv_vocab(self):  # noqa: D102
-        raise NotImplementedError(f"{type(self).__name__} has no inv_vocab")
-
-    @property
-    def cls(self) -> int:
-        return -1
-
-    @property
-    def sep(self) -> int:
-        return -1
-
-    @property
-    def mask(self) -> int:
-        return -1
-
-    @property
-    def eod(self) -> int:
-        return self._eod
-
-    @property
-    def eos(self) -> int:
-        return self._eod
 
     @property
     def additional_special_tokens_ids(self) -> None:

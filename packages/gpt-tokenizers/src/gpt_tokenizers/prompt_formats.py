@@ -32,38 +32,44 @@ def _role(message: Message) -> str:
     return str(message.get("role"))
 
 
+def _render_by_role(messages: Sequence[Message], turns: Mapping[str, Callable[[str], str]]) -> str:
+    """Each message's content through its role's formatter; other roles are left out."""
+    out = []
+    for m in messages:
+        role, text = _role(m), _content(m)  # every content is checked, rendered or not
+        if role in turns:
+            out.append(turns[role](text))
+    return "".join(out)
+
+
+_NEMOTRON_H_ALIGNED_TURNS: dict[str, Callable[[str], str]] = {
+    "system": lambda text: f"<SPECIAL_10>System\n{text.strip()}\n",
+    "user": lambda text: f"<SPECIAL_11>User\n{text.strip()}\n<SPECIAL_11>Assistant\n",
+    "assistant": lambda text: f"{text.strip()}\n",
+}
+
+
 def render_nemotron_h_aligned(messages: Sequence[Message], add_generation_prompt: bool) -> str:
     """System and user turns with <SPECIAL_10>/<SPECIAL_11> headers; the user turn opens the
     assistant header, so an assistant turn is just its stripped text and a newline."""
-    out = []
-    for m in messages:
-        role, text = _role(m), _content(m).strip()
-        if role == "system":
-            out.append(f"<SPECIAL_10>System\n{text}\n")
-        elif role == "user":
-            out.append(f"<SPECIAL_11>User\n{text}\n<SPECIAL_11>Assistant\n")
-        elif role == "assistant":
-            out.append(f"{text}\n")
-    return "".join(out)
+    return _render_by_role(messages, _NEMOTRON_H_ALIGNED_TURNS)
 
 
 def _drop_think_switches(text: str) -> str:
     return text.replace("/think", "").replace("/no_think", "").strip()
 
 
+_NEMOTRON_NANO_V2_TURNS: dict[str, Callable[[str], str]] = {
+    "system": lambda text: f"<SPECIAL_10>System\n{_drop_think_switches(text)}\n",
+    "user": lambda text: f"<SPECIAL_11>User\n{_drop_think_switches(text)}\n",
+    "assistant": lambda text: f"<SPECIAL_11>Assistant\n{text.strip()}\n<SPECIAL_12>\n",
+}
+
+
 def render_nemotron_nano_v2(messages: Sequence[Message], add_generation_prompt: bool) -> str:
     """Nemotron Nano v2: /think and /no_think switches are removed from system and user text;
     an assistant turn carries its own header and ends with <SPECIAL_12>."""
-    out = []
-    for m in messages:
-        role, text = _role(m), _content(m)
-        if role == "system":
-            out.append(f"<SPECIAL_10>System\n{_drop_think_switches(text)}\n")
-        elif role == "user":
-            out.append(f"<SPECIAL_11>User\n{_drop_think_switches(text)}\n")
-        elif role == "assistant":
-            out.append(f"<SPECIAL_11>Assistant\n{text.strip()}\n<SPECIAL_12>\n")
-    return "".join(out)
+    return _render_by_role(messages, _NEMOTRON_NANO_V2_TURNS)
 
 
 def render_identity(messages: Sequence[Message], add_generation_prompt: bool) -> str:

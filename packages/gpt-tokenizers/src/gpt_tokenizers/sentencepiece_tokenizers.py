@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import sentencepiece
 
-from .base import Tokenizer
+from .base import EncoderDecoderNames, Tokenizer
 from .errors import TokenizerError, check_file
 
 
@@ -39,7 +39,7 @@ def _piece_begins(model, ids: Sequence[int]) -> list[int]:
     return [p.begin for p in decode([int(i) for i in ids]).pieces]
 
 
-class SentencePieceTokenizer(Tokenizer):
+class SentencePieceTokenizer(EncoderDecoderNames, Tokenizer):
     """SentencePiece with the original's added special tokens and T5 sentinels."""
 
     original_class_name = "_SentencePieceTokenizer"
@@ -69,13 +69,13 @@ class SentencePieceTokenizer(Tokenizer):
             self._inv_special_tokens[self._vocab[token]] = token
             return self._vocab[token]
 
-        self._cls = add("<CLS>")
-        self._sep = add("<SEP>")
-        self._eod = add("<EOD>")
-        self._mask = add("<MASK>")
-        self._pad = add(_piece_or(self._model, self._model.pad_id(), "<PAD>"))
-        self._bos = add(_piece_or(self._model, self._model.bos_id(), "<BOS>"))
-        self._eos = add(_piece_or(self._model, self._model.eos_id(), "<EOS>"))
+        # Added in the original's order: it decides the ids of the tokens the model lacks.
+        cls, sep, eod, mask = (add(t) for t in ("<CLS>", "<SEP>", "<EOD>", "<MASK>"))
+        model = self._model
+        pad = add(_piece_or(model, model.pad_id(), "<PAD>"))
+        bos = add(_piece_or(model, model.bos_id(), "<BOS>"))
+        eos = add(_piece_or(model, model.eos_id(), "<EOS>"))
+        self._set_special_ids(cls=cls, sep=sep, eod=eod, mask=mask, pad=pad, bos=bos, eos=eos)
         for i in range(vocab_extra_ids):
             token = f"<extra_id_{i}>"
             add(token)
@@ -115,54 +115,6 @@ class SentencePieceTokenizer(Tokenizer):
         return _piece_begins(self._model, ids)
 
     @property
-    def vocab(self) -> dict[str, int]:
-        return self._vocab
-
-    @property
-    def inv_vocab(self) -> dict[int, str]:
-        return self._inv_vocab
-
-    @property
-    def encoder(self) -> dict[str, int]:
-        return self._vocab
-
-    @property
-    def decoder(self) -> dict[int, str]:
-        return self._inv_vocab
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self._vocab)
-
-    @property
-    def cls(self) -> int:
-        return self._cls
-
-    @property
-    def sep(self) -> int:
-        return self._sep
-
-    @property
-    def pad(self) -> int:
-        return self._pad
-
-    @property
-    def bos(self) -> int:
-        return self._bos
-
-    @property
-    def eod(self) -> int:
-        return self._eod
-
-    @property
-    def eos(self) -> int:
-        return self._eos
-
-    @property
-    def mask(self) -> int:
-        return self._mask
-
-    @property
     def additional_special_tokens_ids(self) -> list[int] | None:
         return [self._vocab[t] for t in self._t5_tokens]
 
@@ -176,31 +128,15 @@ class GPTSentencePieceTokenizer(SentencePieceTokenizer):
         super().__init__(model_file, vocab_extra_ids=0)
 
     def _setup_special_tokens(self, vocab_extra_ids: int) -> None:
-        self._pad = self._model.pad_id()
-        self._bos = self._model.bos_id()
-        self._eos = self._model.eos_id()
+        model, eos = self._model, self._model.eos_id()
+        self._set_special_ids(pad=model.pad_id(), bos=model.bos_id(), eos=eos, eod=eos)
+        self._set_special_ids(cls=-1, sep=-1, mask=-1)
 
     def tokenize(self, text: str) -> list[int]:
         return self._model.encode_as_ids(text)
 
     def detokenize(self, ids: Sequence[int]) -> str:
         return self._model.decode_ids([int(i) for i in ids])
-
-    @property
-    def cls(self) -> int:
-        return -1
-
-    @property
-    def sep(self) -> int:
-        return -1
-
-    @property
-    def mask(self) -> int:
-        return -1
-
-    @property
-    def eod(self) -> int:
-        return self._eos
 
     @property
     def additional_special_tokens_ids(self) -> None:
@@ -218,19 +154,11 @@ class Llama2Tokenizer(GPTSentencePieceTokenizer):
 
     def _setup_special_tokens(self, vocab_extra_ids: int) -> None:
         super()._setup_special_tokens(vocab_extra_ids)
+        del self._special_ids["pad"]  # the original's pad property fails here
         if self._model.vocab_size() != self._model.get_piece_size():
             raise TokenizerError("--tokenizer-model: SentencePiece vocab_size != piece size")
 
     def tokenize(self, text: str, bos: bool = True, eos: bool = False) -> list[int]:
         if not isinstance(text, str):
             raise TokenizerError(f"Llama2Tokenizer: expected str, got {type(text).__name__}")
-        ids = self._model.encode(text)
-        if bos:
-            ids = [self._bos, *ids]
-        if eos:
-            ids = [*ids, self._eos]
-        return ids
-
-    @property
-    def pad(self) -> int:
-        raise self._missing("pad")
+        return self._with_bos_eos(self._model.encode(text), bos, eos)

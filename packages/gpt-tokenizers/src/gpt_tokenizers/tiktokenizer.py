@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import tiktoken
 
-from .base import Tokenizer
-from .errors import TokenizerError, read_text
+from .base import EncoderDecoderNames, Tokenizer
+from .errors import TokenizerError, read_json
 
 PATTERN_TIKTOKEN_V1 = (
     r"[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"
@@ -44,10 +43,7 @@ def load_tiktoken_ranks(
     flag = "--tokenizer-model"
     if not path.endswith(".json"):
         raise TokenizerError(f"{flag}: TikTokenizer needs a .json rank file, got {path}")
-    try:
-        entries = json.loads(read_text(flag, path))
-    except json.JSONDecodeError as e:
-        raise TokenizerError(f"{flag}: not JSON: {path} ({e.msg} at line {e.lineno})") from e
+    entries = read_json(flag, path)
     if not isinstance(entries, list):
         raise TokenizerError(f"{flag}: {path} is not a JSON list of rank entries")
     if log:
@@ -78,7 +74,7 @@ def load_tiktoken_ranks(
     return ranks
 
 
-class TikTokenizer(Tokenizer):
+class TikTokenizer(EncoderDecoderNames, Tokenizer):
     """tiktoken BPE with reserved special ids; eod = eos = </s>, bos = <s>, unk = <unk>."""
 
     original_class_name = "CustomTikTokenizer"
@@ -132,24 +128,19 @@ class TikTokenizer(Tokenizer):
         ranks = {t: r + num_special_tokens for t, r in ranks.items()}
         special_ids = {t: i for i, t in enumerate(specials)}
         self._unk = special_ids["<unk>"]
-        self._bos = special_ids["<s>"]
-        self._eos = special_ids["</s>"]
+        eos = special_ids["</s>"]
+        self._set_special_ids(bos=special_ids["<s>"], eos=eos, eod=eos)
         self._model = tiktoken.Encoding(
             name=Path(path).parent.name,
             pat_str=pattern,
             mergeable_ranks=ranks,
             special_tokens=special_ids,
         )
-        self._token_to_id: dict[bytes | str, int] = {**ranks, **special_ids}
-        self._id_to_token = {i: t for t, i in self._token_to_id.items()}
+        self._vocab: dict[bytes | str, int] = {**ranks, **special_ids}
+        self._inv_vocab = {i: t for t, i in self._vocab.items()}
 
     def tokenize(self, text: str, bos: bool = False, eos: bool = False) -> list[int]:
-        ids = self._model.encode_ordinary(text)
-        if bos:
-            ids = [self._bos, *ids]
-        if eos:
-            ids = [*ids, self._eos]
-        return ids
+        return self._with_bos_eos(self._model.encode_ordinary(text), bos, eos)
 
     def detokenize(self, ids: Sequence[int]) -> str:
         return self._model.decode([int(i) for i in ids])
@@ -166,38 +157,6 @@ class TikTokenizer(Tokenizer):
                 offsets.append(max(0, length - continuation))
                 length += sum(1 for c in token if not 0x80 <= c < 0xC0)
             return offsets
-
-    @property
-    def vocab(self) -> dict[bytes | str, int]:
-        return self._token_to_id
-
-    @property
-    def inv_vocab(self) -> dict[int, bytes | str]:
-        return self._id_to_token
-
-    @property
-    def encoder(self) -> dict[bytes | str, int]:
-        return self._token_to_id
-
-    @property
-    def decoder(self) -> dict[int, bytes | str]:
-        return self._id_to_token
-
-    @property
-    def vocab_size(self) -> int:
-        return self._vocab_size
-
-    @property
-    def bos(self) -> int:
-        return self._bos
-
-    @property
-    def eos(self) -> int:
-        return self._eos
-
-    @property
-    def eod(self) -> int:
-        return self._eos
 
     @property
     def unk(self) -> int:

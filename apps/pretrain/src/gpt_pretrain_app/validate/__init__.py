@@ -2,7 +2,8 @@
 
 Each check either fills in a derived value (data-parallel size, global batch size, ffn size, ...)
 or fails with one line naming the flags at fault. Order matters where one derived value feeds the
-next, as in the original.
+next, as in the original. The result is the frozen RunConfig; the namespace copy the checks
+worked on goes no further.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import copy
 
+from ..run_config import RunConfig, build_run_config
 from .batch import resolve_batch_sizes
 from .checkpoint import check_checkpointing
 from .context import Resolution
@@ -39,12 +41,22 @@ CHECKS = (
 )
 
 
-def validate_args(args: argparse.Namespace, world_size: int = 1) -> Resolution:
-    """Check the parsed flags and derive the original's values; `args` itself is left unchanged."""
+def resolve_args(args: argparse.Namespace, world_size: int = 1) -> Resolution:
+    """Run every check on a copy of `args` (left unchanged); the copy holds the derived values."""
     resolution = Resolution(args=copy.deepcopy(args), world_size=world_size)
     for check in CHECKS:
         check(resolution)
     return resolution
 
 
-__all__ = ["Resolution", "validate_args"]
+def validate_args(args: argparse.Namespace, world_size: int = 1) -> RunConfig:
+    """Check the parsed flags, derive the original's values, and freeze them into a RunConfig."""
+    resolution = resolve_args(args, world_size)
+    return build_run_config(
+        resolution.args,
+        warnings=tuple(resolution.warnings),
+        messages=tuple(resolution.messages),
+    )
+
+
+__all__ = ["RunConfig", "validate_args"]

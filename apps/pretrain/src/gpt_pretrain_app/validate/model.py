@@ -1,25 +1,43 @@
-"""Model shape: required sizes and the original's derived defaults (ffn size, kv channels, ...)."""
+"""Model shape: required sizes and the original's derived defaults (ffn size, kv channels, ...).
+
+The shape rules themselves belong to gpt-models (``gpt_models.model_rules``, also applied by
+TransformerConfig); this module applies them to the flags and adds the rules that involve other
+packages' flags (sequence length, tensor-parallel size, MoE).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from gpt_flags.flagspec import from_namespace
+from gpt_models import model_rules
+from gpt_models.config import (
+    ArchitectureConfig,
+    DropoutConfig,
+    LayerOptionsConfig,
+    NumericsConfig,
+    QKNormConfig,
+)
+
+from ..errors import ArgsError
 from .context import Resolution, require
 
 
-def swiglu_ffn_hidden_size(hidden_size: int) -> int:
-    """The original's default for --swiglu: 8h/3 rounded down to a multiple of 64."""
-    return int((4 * hidden_size * 2 / 3) / 64) * 64
+def _rule(rule: Callable[..., Any], *configs: Any) -> Any:
+    """Apply a gpt-models rule; its one-line ValueError becomes the app's ArgsError."""
+    try:
+        return rule(*configs)
+    except ValueError as err:
+        raise ArgsError(str(err)) from None
 
 
 def resolve_model_shape(r: Resolution) -> None:
     a = r.args
-    for flag_name, value in (
-        ("--num-layers", a.num_layers),
-        ("--hidden-size", a.hidden_size),
-        ("--num-attention-heads", a.num_attention_heads),
-        ("--max-position-embeddings", a.max_position_embeddings),
-    ):
-        require(value is not None, f"{flag_name} is required")
-        require(value > 0, f"{flag_name} must be positive, got {value}")
+    arch = _rule(model_rules.resolve_architecture, from_namespace(ArchitectureConfig, a))
+    a.ffn_hidden_size = arch.ffn_hidden_size
+    a.kv_channels = arch.kv_channels
+    a.num_query_groups = arch.num_query_groups
     if a.encoder_num_layers is not None:
         require(
             a.encoder_num_layers == a.num_layers,
@@ -42,70 +60,27 @@ def resolve_model_shape(r: Resolution) -> None:
             f"--max-position-embeddings ({a.max_position_embeddings}) must be at least "
             f"--seq-length ({a.seq_length})",
         )
-    if a.ffn_hidden_size is None:
-        if a.swiglu:
-            a.ffn_hidden_size = swiglu_ffn_hidden_size(a.hidden_size)
-        else:
-            a.ffn_hidden_size = 4 * a.hidden_size
-    if a.kv_channels is None:
-        require(
-            a.hidden_size % a.num_attention_heads == 0,
-            f"--hidden-size ({a.hidden_size}) must be divisible by --num-attention-heads "
-            f"({a.num_attention_heads}) unless --kv-channels is given",
-        )
-        a.kv_channels = a.hidden_size // a.num_attention_heads
-    if a.group_query_attention:
-        require(a.num_query_groups >= 1, "--num-query-groups must be at least 1")
-        require(
-            a.num_attention_heads % a.num_query_groups == 0,
-            f"--num-attention-heads ({a.num_attention_heads}) must be divisible by "
-            f"--num-query-groups ({a.num_query_groups})",
-        )
+    if a.num_query_groups is not None:
         require(
             a.num_query_groups % a.tensor_model_parallel_size == 0,
             f"--num-query-groups ({a.num_query_groups}) must be divisible by "
             f"--tensor-model-parallel-size ({a.tensor_model_parallel_size})",
         )
-    else:
-        a.num_query_groups = None
     require(
         a.num_attention_heads % a.tensor_model_parallel_size == 0,
         f"--num-attention-heads ({a.num_attention_heads}) must be divisible by "
         f"--tensor-model-parallel-size ({a.tensor_model_parallel_size})",
     )
-    activations = [
-        f
-        for f, on in (
-            ("--swiglu", a.swiglu),
-            ("--squared-relu", a.squared_relu),
-            ("--openai-gelu", a.openai_gelu),
-        )
-        if on
-    ]
-    require(len(activations) <= 1, f"{' and '.join(activations)} are mutually exclusive")
-    require(
-        not (a.qk_layernorm and a.qk_l2_norm),
-        "--qk-layernorm and --qk-l2-norm are mutually exclusive",
-    )
-    require(
-        0.0 <= a.hidden_dropout <= 1.0,
-        f"--hidden-dropout must be in [0, 1], got {a.hidden_dropout}",
-    )
-    require(
-        0.0 <= a.attention_dropout <= 1.0,
-        f"--attention-dropout must be in [0, 1], got {a.attention_dropout}",
-    )
-    require(
-        0.0 < a.rotary_percent <= 1.0, f"--rotary-percent must be in (0, 1], got {a.rotary_percent}"
-    )
+    _rule(model_rules.check_qk_norm, from_namespace(QKNormConfig, a))
+    _rule(model_rules.check_dropout, from_namespace(DropoutConfig, a))
 
 
 def resolve_model_features(r: Resolution) -> None:
     a = r.args
+    layer = model_rules.resolve_qkv_bias(from_namespace(LayerOptionsConfig, a))
+    a.add_qkv_bias = layer.add_qkv_bias
     if not a.add_bias_linear:
         a.bias_gelu_fusion = False
-    else:
-        a.add_qkv_bias = True
     if a.swiglu:
         a.bias_gelu_fusion = False
     else:
@@ -116,8 +91,8 @@ def resolve_model_features(r: Resolution) -> None:
         require(
             a.mrope_section is not None, "--position-embedding-type mrope needs --mrope-section"
         )
-    if a.apply_query_key_layer_scaling:
-        a.attention_softmax_in_fp32 = True
+    numerics = model_rules.resolve_softmax_precision(from_namespace(NumericsConfig, a))
+    a.attention_softmax_in_fp32 = numerics.attention_softmax_in_fp32
     if a.mtp_num_layers is not None:
         require(
             a.position_embedding_type in ("rope", "none"),

@@ -12,8 +12,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from gpt_models.kernels.compiled import Compiled
-
 
 def gelu(x: torch.Tensor) -> torch.Tensor:
     """Exact GeLU (erf), the original's default activation without fusion."""
@@ -48,9 +46,6 @@ def bias_swiglu_reference(x: torch.Tensor, bias: torch.Tensor | None) -> torch.T
         x = x + bias
     return swiglu(x)
 
-
-bias_gelu_fused = Compiled(bias_gelu_reference, "bias_gelu")
-bias_swiglu_fused = Compiled(bias_swiglu_reference, "bias_swiglu")
 
 ACTIVATIONS = {
     "gelu": gelu,

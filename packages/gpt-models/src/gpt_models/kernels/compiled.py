@@ -6,12 +6,14 @@ compiled once and reused by all layers), and the fused cross-entropy with the ou
 another. Inside a region inductor fuses the bias, activation, dropout, residual, norm and
 softmax arithmetic into a few kernels; the GEMMs stay library calls.
 
-The switch, read at every call (so it can change at run time):
-- ``set_compile_mode("auto" | "off")``, or ``None`` to follow the environment;
-- otherwise ``GPT_STACK_COMPILE=auto|off``; ``GPT_STACK_NO_COMPILE=1`` means ``off``;
-- default ``auto``: compile on CPU and CUDA tensors while gradients are enabled (training).
+The switch is a ``CompileChoice`` the provider holds and hands to every ``Compiled`` it makes
+(nothing here reads a global or the environment):
+- ``auto``: compile on CPU and CUDA tensors while gradients are enabled (training).
   Evaluation and inference (no grad) run the same functions eagerly: their shapes vary and
-  they are a small part of a training run, so a compile would cost more than it saves.
+  they are a small part of a training run, so a compile would cost more than it saves;
+- ``off`` (the library default): every region and kernel runs its plain function eagerly.
+The pretrain app reads ``GPT_STACK_COMPILE=auto|off`` (``GPT_STACK_NO_COMPILE=1`` means ``off``)
+once, with ``compile_choice_from_environment``, and passes the choice down (default ``auto``).
 
 On CPU the regions compile with inductor's C++ wrapper, which builds one shared library per
 graph instead of one per kernel: a 2-core machine compiles a tiny model's layer in ~15-20 s with
@@ -28,10 +30,9 @@ default ``/tmp/torchinductor_$USER``): a later run of the same shapes compiles i
 from __future__ import annotations
 
 import logging
-import os
 import warnings
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, cast
 
 import torch
 
@@ -51,45 +52,38 @@ _OPTIONS: dict[str, tuple[dict[str, Any], ...]] = {
     "cuda": ({},),
 }
 
-_mode: str | None = None
+CompileChoice = Literal["auto", "off"]
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
-
-
-def set_compile_mode(mode: str | None) -> None:
-    """Set the compile mode for this process: ``auto``, ``off``, or None (use the environment)."""
-    global _mode
-    if mode is not None and mode not in COMPILE_MODES:
+def check_compile_choice(mode: str) -> CompileChoice:
+    """``mode`` if it is a compile choice, else a one-line error."""
+    if mode not in COMPILE_MODES:
         raise ValueError(f"compile mode {mode!r} is not one of {', '.join(COMPILE_MODES)}")
-    _mode = mode
+    return cast(CompileChoice, mode)
 
 
-def compile_mode() -> str:
-    """The mode in effect: the one set by ``set_compile_mode``, else the environment's."""
-    if _mode is not None:
-        return _mode
-    value = os.environ.get(COMPILE_ENV, "").strip().lower()
+def _env_flag(environ: Mapping[str, str], name: str) -> bool:
+    return environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def compile_choice_from_environment(environ: Mapping[str, str]) -> CompileChoice:
+    """The choice ``GPT_STACK_COMPILE`` / ``GPT_STACK_NO_COMPILE`` make (default ``auto``);
+    the CLI calls it once with ``os.environ``."""
+    value = environ.get(COMPILE_ENV, "").strip().lower()
     if value:
         if value not in COMPILE_MODES:
             raise ValueError(f"{COMPILE_ENV}={value!r} is not one of {', '.join(COMPILE_MODES)}")
-        return value
-    return "off" if _env_flag(NO_COMPILE_ENV) else "auto"
-
-
-def compile_disabled() -> bool:
-    """Whether compilation is off for every region and kernel."""
-    return compile_mode() == "off"
+        return cast(CompileChoice, value)
+    return "off" if _env_flag(environ, NO_COMPILE_ENV) else "auto"
 
 
 def _first_tensor(args: tuple[Any, ...]) -> torch.Tensor | None:
     return next((a for a in args if isinstance(a, torch.Tensor)), None)
 
 
-def should_compile(args: tuple[Any, ...]) -> bool:
+def should_compile(args: tuple[Any, ...], mode: CompileChoice) -> bool:
     """Compile for these arguments? Mode on, gradients on, tensors on a compiled device."""
-    if compile_disabled() or not torch.is_grad_enabled():
+    if mode == "off" or not torch.is_grad_enabled():
         return False
     tensor = _first_tensor(args)
     return tensor is not None and tensor.device.type in COMPILED_DEVICES
@@ -103,9 +97,11 @@ class _NoCudaRuntimeNotice(logging.Filter):
         return not str(record.msg).startswith("No CUDA runtime is found")
 
 
-_cpp_extension_log = logging.getLogger("torch.utils.cpp_extension")
-if not any(isinstance(f, _NoCudaRuntimeNotice) for f in _cpp_extension_log.filters):
-    _cpp_extension_log.addFilter(_NoCudaRuntimeNotice())
+def _quiet_cpp_extension_log() -> None:
+    """Install the notice filter (once) when the first region is compiled, not at import."""
+    log = logging.getLogger("torch.utils.cpp_extension")
+    if not any(isinstance(f, _NoCudaRuntimeNotice) for f in log.filters):
+        log.addFilter(_NoCudaRuntimeNotice())
 
 
 class Compiled:
@@ -115,9 +111,12 @@ class Compiled:
     compiled per device type the first time ``should_compile`` allows, and reused.
     """
 
-    def __init__(self, fn: Callable[..., Any], name: str | None = None) -> None:
+    def __init__(
+        self, fn: Callable[..., Any], name: str | None = None, *, mode: CompileChoice = "off"
+    ) -> None:
         self.fn = fn
         self.name = name or fn.__name__
+        self.mode = check_compile_choice(mode)
         self._compiled: dict[str, Callable[..., Any]] = {}
         self._attempt: dict[str, int] = {}
         self._failed = False
@@ -125,6 +124,7 @@ class Compiled:
     def _compiled_for(self, device_type: str) -> Callable[..., Any]:
         compiled = self._compiled.get(device_type)
         if compiled is None:
+            _quiet_cpp_extension_log()
             options = _OPTIONS[device_type][self._attempt.get(device_type, 0)]
             compiled = torch.compile(self.fn, dynamic=None, options=options or None)
             self._compiled[device_type] = compiled
@@ -140,7 +140,7 @@ class Compiled:
         return True
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if torch.compiler.is_compiling() or self._failed or not should_compile(args):
+        if torch.compiler.is_compiling() or self._failed or not should_compile(args, self.mode):
             return self.fn(*args, **kwargs)
         tensor = _first_tensor(args)
         assert tensor is not None
@@ -160,7 +160,7 @@ class Compiled:
                 return self.fn(*args, **kwargs)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Compiled:
-        return self  # one per function and process, shared by every module using it
+        return self  # one per provider, shared by every module it built
 
     def __repr__(self) -> str:
         return f"Compiled({self.name})"

@@ -9,8 +9,9 @@ padded column taking part in the softmax.
   ``exp(logits - max)`` and the backward turns it into ``(softmax - onehot(target)) * grad`` in
   place. ``cross_entropy_inplace`` computes in the logits' own memory, as the original does
   (with ``kernels.logits`` the model's loss then allocates no [tokens, vocab] tensor at all).
-- ``cross_entropy_fused`` is the formula as plain tensor operations, compiled (with the output
-  layer) into one region where inductor fuses the max, exp, sum and gather.
+- ``cross_entropy_formula`` is the formula as plain tensor operations, which the provider
+  compiles (with the output layer) into one region where inductor fuses the max, exp, sum and
+  gather.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-
-from gpt_models.kernels.compiled import Compiled
 
 
 def _loss_inplace(
@@ -78,6 +77,3 @@ def cross_entropy_formula(logits: torch.Tensor, target: torch.Tensor) -> torch.T
     predicted = shifted.gather(-1, target.unsqueeze(-1)).squeeze(-1)
     sum_exp = shifted.exp().sum(dim=-1)
     return torch.log(sum_exp) - predicted
-
-
-cross_entropy_fused = Compiled(cross_entropy_formula, "cross_entropy")

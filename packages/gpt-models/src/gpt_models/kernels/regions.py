@@ -1,6 +1,7 @@
 """The compiled regions of the model: a whole transformer layer, and the loss head.
 
-A region is one ``Compiled`` function shared by every module that runs in it. The layer
+A region is one ``Compiled`` function, made by the provider and shared by every module it
+builds that runs in it. The layer
 region takes the layer as an argument, so all layers (same code, same shapes) share one
 compiled graph: a model compiles one layer, not ``num_layers``. The fused kernels the layer
 calls are traced into the region; the unfused ones are kept out of it (``eager``), so a
@@ -14,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 import torch
 
-from gpt_models.kernels.compiled import Compiled
+from gpt_models.kernels.compiled import CompileChoice, Compiled
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,8 +40,14 @@ def _run_loss_head(model: LossHeadLike, hidden: torch.Tensor, labels: torch.Tens
     return model.logits_and_loss(hidden, labels)
 
 
-LAYER_REGION = Compiled(_run_layer, "transformer_layer")
-LOSS_REGION = Compiled(_run_loss_head, "output_layer_cross_entropy")
+def layer_region(mode: CompileChoice) -> Compiled:
+    """The region a transformer layer runs in (one per provider, shared by its layers)."""
+    return Compiled(_run_layer, "transformer_layer", mode=mode)
+
+
+def loss_region(mode: CompileChoice) -> Compiled:
+    """The region of the output layer and the loss (--cross-entropy-loss-fusion)."""
+    return Compiled(_run_loss_head, "output_layer_cross_entropy", mode=mode)
 
 
 def eager(fn: F) -> F:

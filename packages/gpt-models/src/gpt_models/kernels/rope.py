@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import torch
 
-from gpt_models.kernels.compiled import Compiled
-
 
 def rotate_half(x: torch.Tensor, interleaved: bool) -> torch.Tensor:
     """[-x2, x1] for the two halves, or per adjacent pair when interleaved."""
@@ -33,6 +31,3 @@ def apply_rope_reference(
     t_rot, t_pass = t[..., :rot_dim], t[..., rot_dim:]
     t_rot = t_rot * cos + rotate_half(t_rot, interleaved) * sin
     return torch.cat((t_rot, t_pass), dim=-1)
-
-
-apply_rope_fused = Compiled(apply_rope_reference, "apply_rope")

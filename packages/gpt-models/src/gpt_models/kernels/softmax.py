@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import torch
 
-from gpt_models.kernels.compiled import Compiled
-
 MASK_FILL_VALUE = -10000.0
 
 
@@ -32,6 +30,3 @@ def scale_mask_softmax_reference(
         x = x.masked_fill(mask, MASK_FILL_VALUE)
     probs = torch.softmax(x, dim=-1)
     return probs.to(scores.dtype)
-
-
-scale_mask_softmax_fused = Compiled(scale_mask_softmax_reference, "scale_mask_softmax")

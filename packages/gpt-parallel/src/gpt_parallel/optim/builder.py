@@ -1,4 +1,4 @@
-"""Build the optimizer the original's ``get_megatron_optimizer`` builds, from typed settings.
+"""Build the optimizer the original's ``get_megatron_optimizer`` builds, from gpt-parallel's flag classes.
 
 Adam is torch's AdamW (decoupled weight decay, which is what the original's fused Adam does in
 its default AdamW mode); SGD is torch's SGD with momentum. A bf16 or fp16 model gets fp32 main
@@ -8,7 +8,6 @@ params; fp16 gets a dynamic loss scaler unless ``--loss-scale`` fixes one.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import torch
 
@@ -26,36 +25,14 @@ from gpt_parallel.optim.param_groups import (
     is_embedding_or_output,
     no_weight_decay,
 )
+from gpt_parallel.optim_config import OptimizerConfig
+from gpt_parallel.precision_config import PrecisionConfig
+from gpt_parallel.schedule_config import LearningRateConfig
 
 OPTIMIZERS = ("adam", "sgd")
 
 
-@dataclass(frozen=True, kw_only=True)
-class OptimizerConfig:
-    """The optimizer's flags, by their argparse dest names."""
-
-    lr: float
-    optimizer: str = "adam"
-    min_lr: float = 0.0
-    decoupled_lr: float | None = None
-    decoupled_min_lr: float | None = None
-    weight_decay: float = 0.01
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_eps: float = 1e-8
-    sgd_momentum: float = 0.9
-    fp16: bool = False
-    bf16: bool = False
-    loss_scale: float | None = None
-    initial_loss_scale: float = 2.0**32
-    min_loss_scale: float = 1.0
-    loss_scale_window: float = 1000
-    hysteresis: int = 2
-    clip_grad: float = 1.0
-    log_num_zeros_in_grad: bool = False
-
-
-def build_grad_scaler(config: OptimizerConfig, device: torch.device) -> GradScaler | None:
+def build_grad_scaler(config: PrecisionConfig, device: torch.device) -> GradScaler | None:
     """Constant with ``--loss-scale``; dynamic for fp16; none otherwise (scale 1)."""
     if config.loss_scale:
         return ConstantGradScaler(config.loss_scale, device)
@@ -75,7 +52,11 @@ def build_grad_scaler(config: OptimizerConfig, device: torch.device) -> GradScal
 def build_optimizer(
     named_parameters: Iterable[tuple[str, torch.nn.Parameter]],
     config: OptimizerConfig,
+    learning_rate: LearningRateConfig,
+    precision: PrecisionConfig | None = None,
     *,
+    kind: str = "adam",
+    log_num_zeros_in_grad: bool = False,
     grad_stats_group: ProcessGroup | None = None,
     tp_rank: int = 0,
     is_decoupled: NamedParamPredicate = is_embedding_or_output,
@@ -85,29 +66,35 @@ def build_optimizer(
 ) -> MegatronOptimizer:
     """Param groups, the inner torch optimizer, and the fp32 or mixed-precision wrapper.
 
+    ``kind`` is ``--optimizer`` and ``log_num_zeros_in_grad`` is ``--log-num-zeros-in-grad``
+    (flags of other groups); everything else is read from gpt-parallel's own flag classes.
     ``grad_stats_group`` is where grad norms, zero counts and overflow flags are reduced: the
     model-parallel group (``ParallelState.group("tp-pp")``) for this non-distributed optimizer.
     """
-    if config.optimizer not in OPTIMIZERS:
-        raise ValueError(f"--optimizer {config.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
-    if config.fp16 and config.bf16:
+    precision = precision or PrecisionConfig()
+    if kind not in OPTIMIZERS:
+        raise ValueError(f"--optimizer {kind!r} is not one of {', '.join(OPTIMIZERS)}")
+    if precision.fp16 and precision.bf16:
         raise ValueError("--fp16 and --bf16 cannot both be set")
+    lr = learning_rate.lr
+    if lr is None:
+        raise ValueError("--lr is required to build the optimizer")
     groups = build_param_groups(
         named_parameters,
-        lr=config.lr,
-        min_lr=config.min_lr,
-        decoupled_lr=config.decoupled_lr,
-        decoupled_min_lr=config.decoupled_min_lr,
+        lr=lr,
+        min_lr=learning_rate.min_lr,
+        decoupled_lr=learning_rate.decoupled_lr,
+        decoupled_min_lr=learning_rate.decoupled_min_lr,
         is_decoupled=is_decoupled,
         no_weight_decay_cond=no_weight_decay_cond,
         align_group=align_group,
     )
     if not any(group["params"] for group in groups):
         raise ValueError("the model has no trainable parameters to optimize")
-    if config.optimizer == "adam":
+    if kind == "adam":
         inner: torch.optim.Optimizer = torch.optim.AdamW(
             groups,
-            lr=config.lr,
+            lr=lr,
             weight_decay=config.weight_decay,
             betas=(config.adam_beta1, config.adam_beta2),
             eps=config.adam_eps,
@@ -115,19 +102,19 @@ def build_optimizer(
         )
     else:
         inner = torch.optim.SGD(
-            groups, lr=config.lr, weight_decay=config.weight_decay, momentum=config.sgd_momentum
+            groups, lr=lr, weight_decay=config.weight_decay, momentum=config.sgd_momentum
         )
     common = {
         "clip_grad": config.clip_grad,
-        "log_num_zeros_in_grad": config.log_num_zeros_in_grad,
+        "log_num_zeros_in_grad": log_num_zeros_in_grad,
         "grad_stats_group": grad_stats_group,
         "tp_rank": tp_rank,
         "counts_for_norm": counts_for_norm,
     }
-    if config.fp16 or config.bf16:
+    if precision.fp16 or precision.bf16:
         device = next(p for g in groups for p in g["params"]).device
-        scaler = build_grad_scaler(config, device)
-        return Float16OptimizerWithFloat16Params(inner, scaler, fp16=config.fp16, **common)
+        scaler = build_grad_scaler(precision, device)
+        return Float16OptimizerWithFloat16Params(inner, scaler, fp16=precision.fp16, **common)
     return FP32Optimizer(inner, **common)
 
 

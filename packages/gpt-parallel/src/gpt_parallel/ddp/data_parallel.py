@@ -1,0 +1,155 @@
+"""``DistributedDataParallel``: the original's DDP wrapper over the flat gradient buffers.
+
+Why not torch's DDP: the original reduces into ``main_grad`` buffers that the optimizers read
+(fp32 accumulation for bf16 models, reduce-scatter into shards for the distributed optimizer),
+with its own bucket layout and averaging rules, and the training loop drives the reduction
+explicitly (``finish_grad_sync`` after the last micro-batch), which torch's DDP does not offer.
+
+Usage per iteration: ``zero_grad_buffer()``; forward/backward for each micro-batch, all but the
+last under ``no_sync()``; ``finish_grad_sync()``; the optimizer step; with the distributed
+optimizer and no ``overlap_param_gather``, the optimizer calls ``start_param_sync()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from gpt_parallel.collectives import ProcessGroup, group_size
+from gpt_parallel.ddp.bucket_sync import BucketSync
+from gpt_parallel.ddp.buffer import ParamAndGradBuffer
+from gpt_parallel.ddp.config import DDPConfig
+
+
+def _group_by_dtype(
+    params: list[torch.nn.Parameter], grad_reduce_in_fp32: bool
+) -> dict[tuple[torch.dtype, torch.dtype], list[torch.nn.Parameter]]:
+    groups: dict[tuple[torch.dtype, torch.dtype], list[torch.nn.Parameter]] = {}
+    for param in params:
+        grad_dtype = torch.float32 if grad_reduce_in_fp32 else param.dtype
+        groups.setdefault((param.dtype, grad_dtype), []).append(param)
+    return groups
+
+
+class DistributedDataParallel(torch.nn.Module):
+    """Wrap ``module``; its trainable parameters get ``main_grad`` views into flat buffers.
+
+    ``dp_group`` None means one data-parallel rank (everything still works, nothing is sent).
+    ``disable_bucketing`` forces one bucket per buffer (the original does this on pipeline
+    stages after the first).
+    """
+
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        config: DDPConfig,
+        dp_group: ProcessGroup | None,
+        *,
+        disable_bucketing: bool = False,
+    ) -> None:
+        super().__init__()
+        self.module = module
+        self.config = config
+        self.dp_group = dp_group
+        dp_size = group_size(dp_group)
+        self.bucket_size = config.effective_bucket_size(dp_size, disable_bucketing)
+        scaling = 1.0 if config.average_in_collective else 1.0 / dp_size
+        params = [p for p in module.parameters() if p.requires_grad]
+        self.grad_buffers: list[ParamAndGradBuffer] = [
+            ParamAndGradBuffer(group, grad_dtype, config, dp_group, self.bucket_size, scaling)
+            for (_, grad_dtype), group in _group_by_dtype(
+                params, config.grad_reduce_in_fp32
+            ).items()
+        ]
+        self.bucket_syncs = [
+            BucketSync(bucket, config, dp_group)
+            for buf in self.grad_buffers
+            for bucket in buf.buckets
+        ]
+        self.param_to_sync = {p: s for s in self.bucket_syncs for p in s.bucket.params}
+        # Buckets run from the last layer to the first, so forward needs bucket i-1 after i.
+        for later, earlier in zip(self.bucket_syncs[1:], self.bucket_syncs[:-1], strict=True):
+            later.next_param_gather = earlier
+        self._hooks = [p.register_post_accumulate_grad_hook(self._grad_hook) for p in params]
+        self._param_gather_hooks: list[Any] = []
+        if config.overlap_param_gather:
+            self.enable_forward_pre_hook()
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.module(*args, **kwargs)
+
+    def _grad_hook(self, param: torch.nn.Parameter) -> None:
+        """Move the fresh ``.grad`` into ``main_grad`` and free it; mark the param ready."""
+        if param.grad is not None and not getattr(param, "grad_added_to_main_grad", False):
+            param.main_grad.add_(param.grad)
+        param.grad = None
+        if self.config.overlap_grad_reduce:
+            self.param_to_sync[param].register_grad_ready(param)
+
+    @contextlib.contextmanager
+    def no_sync(self) -> Iterator[None]:
+        """Accumulate gradients without reducing them (every micro-batch but the last)."""
+        for sync in self.bucket_syncs:
+            sync.is_last_microbatch = False
+        try:
+            yield
+        finally:
+            for sync in self.bucket_syncs:
+                sync.is_last_microbatch = True
+
+    def start_grad_sync(self) -> None:
+        """Launch every bucket's reduction now (without overlap this also completes it)."""
+        for sync in self.bucket_syncs:
+            sync.start_grad_sync()
+
+    def finish_grad_sync(self) -> None:
+        """Make every bucket's reduced gradient ready (after the last micro-batch's backward)."""
+        for sync in self.bucket_syncs:
+            sync.finish_grad_sync()
+
+    def zero_grad_buffer(self) -> None:
+        """Zero the gradient buffers and the per-bucket bookkeeping (start of an iteration)."""
+        for param in self.param_to_sync:
+            param.grad_added_to_main_grad = False
+        for buf in self.grad_buffers:
+            buf.reset()
+        for sync in self.bucket_syncs:
+            sync.reset()
+
+    def start_param_sync(self, force_sync: bool = False) -> None:
+        """All-gather the updated params of every bucket (distributed optimizer)."""
+        for sync in self.bucket_syncs:
+            sync.start_param_sync(force_sync=force_sync)
+
+    def _forward_pre_hook(self, module: torch.nn.Module, args: Any) -> None:
+        for param in module.parameters(recurse=False):
+            sync = self.param_to_sync.get(param)
+            if sync is not None:
+                sync.finish_param_sync()
+
+    def enable_forward_pre_hook(self) -> None:
+        """Wait for each bucket's gather just before a module first uses its params."""
+        if not self._param_gather_hooks:
+            self._param_gather_hooks = [
+                m.register_forward_pre_hook(self._forward_pre_hook) for m in self.module.modules()
+            ]
+
+    def disable_forward_pre_hook(self) -> None:
+        """Remove the hooks and finish every gather now (before checkpoints, hash checks)."""
+        for handle in self._param_gather_hooks:
+            handle.remove()
+        self._param_gather_hooks = []
+        self.start_param_sync(force_sync=True)
+
+    @torch.no_grad()
+    def broadcast_params(self) -> None:
+        """Copy DP rank 0's parameters to every replica (unless ``--data-parallel-random-init``)."""
+        if group_size(self.dp_group) == 1:
+            return
+        src = dist.get_global_rank(self.dp_group, 0)
+        for param in self.module.parameters():
+            dist.broadcast(param.data, src=src, group=self.dp_group)
