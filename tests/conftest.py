@@ -19,7 +19,7 @@ return value must pickle (plain data or tensors).
 The shared reference files (the original's golden runs, the seed flag list) live in a
 ``shared/`` folder outside the checkout. Tests ask for it through the ``shared_dir`` and
 ``golden_dir`` fixtures (or ``require_shared_dir()``), which look at ``$GPT_STACK_SHARED`` if
-it is set, else for a ``shared/`` in the checkout, beside it, or beside one of its parents.
+it is set, else for a ``shared/`` in the checkout, beside it, or beside its parent folder.
 Where it is missing, every test that needs it FAILS with one line naming the paths looked at.
 ``GPT_STACK_ALLOW_MISSING_SHARED=1`` turns those failures into skips (for a checkout without
 the files; CI does not set it).
@@ -255,10 +255,12 @@ class MissingSharedFiles(LookupError):
 
 def shared_candidates(environ: Mapping[str, str], checkout: Path) -> list[Path]:
     """``$GPT_STACK_SHARED`` alone when set (a wrong value must fail, not fall back to another
-    copy), else a ``shared/`` in the checkout, beside it, or beside one of its parents."""
+    copy), else a ``shared/`` in the checkout, beside it, or beside its parent folder. The search
+    stops there, so a stray ``shared/`` higher up (``/tmp/shared`` above a test's temporary
+    checkout, say) is never taken for this checkout's."""
     if environ.get(SHARED_ENV):
         return [Path(environ[SHARED_ENV])]
-    return [folder / "shared" for folder in (checkout, *checkout.parents)]
+    return [folder / "shared" for folder in (checkout, *checkout.parents[:2])]
 
 
 def find_shared_dir(environ: Mapping[str, str] | None = None, checkout: Path = _CHECKOUT) -> Path:
