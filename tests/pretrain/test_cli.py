@@ -73,8 +73,8 @@ def test_flag_status_counts_add_up_to_every_flag():
 def test_a_flag_that_does_not_act_yet_is_refused_not_ignored():
     not_implemented = next(r for r in flag_statuses() if r.status == "not implemented yet")
     assert not_implemented.flag
-    with pytest.raises(ArgsError, match="--use-torch-fsdp2 is not implemented yet"):
-        guard_flags(parse_args(["--use-torch-fsdp2"]), cuda_available=False)
+    with pytest.raises(ArgsError, match="--optimizer-cpu-offload is not implemented yet"):
+        guard_flags(parse_args(["--optimizer-cpu-offload"]), cuda_available=False)
 
 
 def test_a_gpu_only_flag_names_what_it_needs():
@@ -91,10 +91,20 @@ def test_a_flag_without_meaning_for_gpt_warns_once():
 
 
 def test_a_deprecated_flag_is_judged_by_its_replacement():
-    with pytest.raises(
-        ArgsError, match=r"--tensor-model-parallel-size \(via --model-parallel-size\)"
-    ):
-        guard_flags(parse_args(["--model-parallel-size", "2"]), cuda_available=False)
+    """--model-parallel-size is --tensor-model-parallel-size (effective): accepted, mapped."""
+    from gpt_pretrain_app.validate import validate_args
+
+    args = parse_args(["--model-parallel-size", "2", "--num-layers", "2", "--hidden-size", "32",
+                       "--num-attention-heads", "4", "--seq-length", "32",
+                       "--max-position-embeddings", "32", "--micro-batch-size", "1",
+                       "--mock-data", "--tokenizer-type", "NullTokenizer", "--vocab-size", "99",
+                       "--train-iters", "1", "--lr", "1e-3"])  # fmt: skip
+    warnings: list[str] = []
+    guard_flags(args, cuda_available=False, warn=warnings.append)
+    assert warnings == []
+    config = validate_args(args, world_size=2)
+    assert config.distributed.tensor_model_parallel_size == 2
+    assert any("--model-parallel-size is deprecated" in w for w in config.warnings)
 
 
 def test_main_prints_one_error_line_and_exits_2(capsys):

@@ -425,10 +425,17 @@ def test_a_token_id_outside_the_vocabulary_names_the_file(tmp_path, tiny_args, c
     assert len(err) == 1 and "corpus.bin" in err[0], err
 
 
-def test_more_than_one_process_is_refused_for_now(tiny_args, capsys, monkeypatch):
+def test_more_than_one_process_without_torchrun_is_a_one_line_error(tiny_args, capsys, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
     assert main(tiny_args) == 2
-    assert "not implemented yet" in capsys.readouterr().err
+    assert "WORLD_SIZE > 1 needs torchrun" in capsys.readouterr().err
+
+
+def test_pipeline_parallelism_is_refused_for_now(tiny_args, capsys, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(tiny_args + ["--pipeline-model-parallel-size", "2"]) == 2
+    assert "--pipeline-model-parallel-size is not implemented yet" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- result checks

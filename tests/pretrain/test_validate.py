@@ -243,10 +243,17 @@ def test_weight_decay_constant_style_fills_start_and_end():
     assert args.start_weight_decay == args.end_weight_decay == 0.1
 
 
-def test_sequence_parallel_is_turned_off_without_tensor_parallelism():
-    r = resolve("--sequence-parallel")
-    assert not r.args.sequence_parallel
-    assert any("--sequence-parallel" in w for w in r.warnings)
+def test_sequence_parallel_without_tensor_parallelism_fails_in_one_line():
+    with pytest.raises(ArgsError, match="--sequence-parallel needs --tensor-model-parallel-size"):
+        resolve("--sequence-parallel")
+
+
+def test_tensor_parallel_size_must_divide_the_ffn_width_and_the_sp_sequence():
+    with pytest.raises(ArgsError, match=r"--ffn-hidden-size \(\d+\) must be divisible"):
+        resolve("--tensor-model-parallel-size", "3", "--num-attention-heads", "3", "--kv-channels", "8",
+                "--ffn-hidden-size", "100", world_size=3)  # fmt: skip
+    assert resolve("--tensor-model-parallel-size", "2", "--sequence-parallel",
+                   world_size=2).args.sequence_parallel  # fmt: skip
 
 
 def test_virtual_pipeline_size():

@@ -20,6 +20,9 @@ class ProcessInfo:
     local_rank: int
     device: torch.device
     backend: str
+    owns_process_group: bool = False
+    """True when this run initialised torch.distributed (and so tears it down at the end);
+    a caller that initialised it first keeps it."""
 
     @property
     def is_first(self) -> bool:
@@ -43,6 +46,7 @@ def start_distributed(distributed: DistributedConfig) -> ProcessInfo:
         device = torch.device("cuda", torch.cuda.current_device())
     else:
         device = torch.device("cpu")
+    owns = False
     if world_size > 1 and not dist.is_initialized():
         if "MASTER_ADDR" not in os.environ:
             raise ArgsError("WORLD_SIZE > 1 needs torchrun (MASTER_ADDR/MASTER_PORT are not set)")
@@ -52,10 +56,15 @@ def start_distributed(distributed: DistributedConfig) -> ProcessInfo:
             world_size=world_size,
             timeout=datetime.timedelta(minutes=distributed.distributed_timeout_minutes),
         )
-    return ProcessInfo(rank, world_size, local_rank, device, backend)
+        owns = True
+    if dist.is_initialized():
+        rank, world_size = dist.get_rank(), dist.get_world_size()
+    return ProcessInfo(rank, world_size, local_rank, device, backend, owns)
 
 
-def stop_distributed() -> None:
+def stop_distributed(process: ProcessInfo) -> None:
+    """Wait for every rank, then tear down the process group this run started."""
     if dist.is_initialized():
         dist.barrier()
-        dist.destroy_process_group()
+        if process.owns_process_group:
+            dist.destroy_process_group()

@@ -15,6 +15,7 @@ import torch
 from gpt_models import GPTModel, TransformerConfig
 from gpt_models.config import TransformerImplConfig
 from gpt_models.kernels.compiled import CompileChoice
+from gpt_models.partition import ContextParallelPartition, TensorParallelPartition
 from gpt_models.provider import provider_for
 from gpt_tokenizers import SFTPromptConfig, build_tokenizer, resolve_padded_vocab_size
 
@@ -56,16 +57,24 @@ def build_transformer_config(run: RunConfig, warn: Log) -> TransformerConfig:
 
 
 def build_model(
-    config: TransformerConfig, device: torch.device, *, compile: CompileChoice = "auto"
+    config: TransformerConfig,
+    device: torch.device,
+    *,
+    compile: CompileChoice = "auto",
+    partition: TensorParallelPartition | None = None,
+    context: ContextParallelPartition | None = None,
 ) -> GPTModel:
     """The model with its weights drawn from the (already seeded) CPU generator, then moved.
 
     Drawing on the CPU whatever the device keeps the weights identical across devices, as the
     original's `--use-cpu-initialization`; the draw order is the original's. `compile` is the
-    choice the CLI read from the environment (`cli.compile_choice`).
+    choice the CLI read from the environment (`cli.compile_choice`). `partition` and `context`
+    are this rank's tensor- and context-parallel slice (the whole model when None); each rank
+    draws the full master weights and keeps its slice, so any layout starts from the same model.
     """
     expect_typed(config, TransformerConfig, "build_model")
-    model = GPTModel(config, provider=provider_for(config, compile=compile), device="cpu")
+    provider = provider_for(config, partition, context=context, compile=compile)
+    model = GPTModel(config, provider=provider, device="cpu")
     return model.to(device)
 
 

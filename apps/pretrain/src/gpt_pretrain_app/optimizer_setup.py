@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from gpt_parallel.ddp import DistributedOptimizer
 from gpt_parallel.microbatches import NumMicroBatchesCalculator, build_num_microbatches_calculator
-from gpt_parallel.optim import build_optimizer
+from gpt_parallel.optim import build_distributed_optimizer, build_optimizer
 from gpt_parallel.optim.optimizer import MegatronOptimizer
 from gpt_parallel.schedules import OptimizerParamScheduler, build_scheduler
 
@@ -17,20 +18,33 @@ from .run_config import RunConfig, expect_typed
 
 
 def build_optimizer_and_scheduler(
-    model: torch.nn.Module, run: RunConfig, *, grad_stats_group: Any, tp_rank: int
-) -> tuple[MegatronOptimizer, OptimizerParamScheduler]:
+    model: torch.nn.Module,
+    run: RunConfig,
+    *,
+    grad_stats_group: Any,
+    tp_rank: int,
+    ddp: Any = None,
+    optimizer: Any = None,
+) -> tuple[MegatronOptimizer | DistributedOptimizer, OptimizerParamScheduler]:
+    """The optimizer (sharded over the data-parallel ranks with --use-distributed-optimizer,
+    which needs the DDP wrapper `ddp`; or `optimizer`, the one FSDP built) and its scheduler."""
     expect_typed(run, RunConfig, "build_optimizer_and_scheduler")
+    common = dict(
+        kind=run.parallel.optimizer,
+        log_num_zeros_in_grad=run.logging.log_num_zeros_in_grad,
+        grad_stats_group=grad_stats_group,
+        tp_rank=tp_rank,
+    )
     try:
-        optimizer = build_optimizer(
-            model.named_parameters(),
-            run.optimizer,
-            run.learning_rate,
-            run.precision,
-            kind=run.parallel.optimizer,
-            log_num_zeros_in_grad=run.logging.log_num_zeros_in_grad,
-            grad_stats_group=grad_stats_group,
-            tp_rank=tp_rank,
-        )
+        if optimizer is None and run.distributed.use_distributed_optimizer:
+            assert ddp is not None, "the distributed optimizer needs the DDP wrapper"
+            optimizer = build_distributed_optimizer(
+                ddp, run.optimizer, run.learning_rate, run.precision, **common
+            )
+        elif optimizer is None:
+            optimizer = build_optimizer(
+                model.named_parameters(), run.optimizer, run.learning_rate, run.precision, **common
+            )
         scheduler = build_scheduler(
             optimizer,
             run.learning_rate,

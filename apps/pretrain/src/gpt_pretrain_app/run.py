@@ -13,10 +13,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from gpt_data.index_cache import IndexCacheError
+from gpt_parallel.ddp import DistributedDataParallel
+from gpt_parallel.fsdp import DataParallel
 from gpt_parallel.grad_accumulation import FP32GradAccumulator
 from gpt_parallel.parallel_state import ParallelState
 from gpt_parallel.random import set_random_seed
@@ -35,6 +39,14 @@ from .model_setup import (
     count_parameters,
 )
 from .optimizer_setup import build_microbatch_calculator, build_optimizer_and_scheduler
+from .parallel_setup import (
+    GradFinalizer,
+    grad_stats_group,
+    model_partitions,
+    uses_fsdp,
+    wrap_data_parallel,
+    wrap_fully_sharded,
+)
 from .result_checks import ResultChecks, UnexpectedResult
 from .run_config import RunConfig
 from .timers import Timers
@@ -70,12 +82,12 @@ def _printer(enabled: bool) -> Callable[[str], None]:
     return log
 
 
-def check_runnable_here(world_size: int) -> None:
+def check_runnable_here(config: RunConfig) -> None:
     """What this version cannot run yet stops before any work, naming the cause."""
-    if world_size > 1:
+    if config.distributed.context_parallel_size > 1 and config.data.reset_attention_mask:
         raise ArgsError(
-            f"WORLD_SIZE={world_size}: multi-process training (data, tensor, pipeline and "
-            "context parallelism) is not implemented yet; run one process"
+            "--context-parallel-size > 1 supports the causal mask only; drop "
+            "--reset-attention-mask (its per-document masks do not split over CP ranks)"
         )
 
 
@@ -140,10 +152,12 @@ def set_up(args: argparse.Namespace, guard_flags) -> Setup:
     start = time.time()
     warn_lines: list[str] = []
     guard_flags(args, cuda_available(), warn=warn_lines.append)
-    world_size = int(os.getenv("WORLD_SIZE", "1"))
+    world_size = (
+        dist.get_world_size() if dist.is_initialized() else int(os.getenv("WORLD_SIZE", "1"))
+    )
     compile_mode = compile_choice()
     config = validate_args(args, world_size=world_size)
-    check_runnable_here(world_size)
+    check_runnable_here(config)
     check_load_flags(config)
 
     if config.logging.logging_level is not None:
@@ -155,7 +169,11 @@ def set_up(args: argparse.Namespace, guard_flags) -> Setup:
     for text in config.messages:
         out.log(text)
 
-    state = ParallelState.build(config.distributed, config.expert)
+    state = ParallelState.build(
+        config.distributed,
+        config.expert,
+        timeout=timedelta(minutes=config.distributed.distributed_timeout_minutes),
+    )
     tokenizer, padded = build_tokenizer_and_vocab(config, out.log)
     config = config.with_padded_vocab(padded)
     out.log(arguments_block(config.to_original_args()))
@@ -165,7 +183,10 @@ def set_up(args: argparse.Namespace, guard_flags) -> Setup:
 
     out.log("building GPT model ...")
     config = config.with_model(build_transformer_config(config, out.warn))
-    model = build_model(config.model, process.device, compile=compile_mode)
+    tensor, context = model_partitions(config, state)
+    model = build_model(
+        config.model, process.device, compile=compile_mode, partition=tensor, context=context
+    )
     out.log(
         " > number of parameters on (tensor, pipeline) model parallel rank "
         f"({state.tp_rank}, {state.pp_rank}): {count_parameters(model)}"
@@ -182,9 +203,10 @@ def set_up(args: argparse.Namespace, guard_flags) -> Setup:
         tokenizer,
         dp_rank=state.dp_rank,
         dp_size=state.dp_size,
-        is_build_rank=state.tp_rank == 0
-        and (state.is_pipeline_first_stage or state.is_pipeline_last_stage),
-        barrier=None,
+        # Every rank reads its own micro-batches (tensor- and context-parallel peers read the
+        # same ones); global rank 0 writes the index caches first, the others then read them.
+        is_build_rank=state.is_pipeline_first_stage or state.is_pipeline_last_stage,
+        barrier=dist.barrier if process.world_size > 1 else None,
         log=out.log,
     )
     out.log(datetime_marker("after dataloaders are built"))
@@ -215,18 +237,35 @@ class _Optimization:
     scheduler: Any
     microbatches: Any
     accumulator: FP32GradAccumulator | None
+    ddp: DistributedDataParallel | DataParallel | None
+    finalizer: GradFinalizer
 
 
 def _optimization(config: RunConfig, model: torch.nn.Module, state: ParallelState) -> _Optimization:
+    sharded = None
+    if uses_fsdp(config):
+        ddp = sharded = wrap_fully_sharded(model, config, state)
+    else:
+        ddp = wrap_data_parallel(model, config, state)
     optimizer, scheduler = build_optimizer_and_scheduler(
-        model, config, grad_stats_group=state.group("tp-pp"), tp_rank=state.tp_rank
+        model,
+        config,
+        grad_stats_group=grad_stats_group(config, state),
+        tp_rank=state.tp_rank,
+        ddp=ddp,
+        optimizer=None if sharded is None else sharded.optimizer,
     )
     microbatches = build_microbatch_calculator(config)
     precision = config.precision
     accumulator = None
-    if (precision.fp16 or precision.bf16) and precision.accumulate_allreduce_grads_in_fp32:
+    if (
+        ddp is None
+        and (precision.fp16 or precision.bf16)
+        and precision.accumulate_allreduce_grads_in_fp32
+    ):
         accumulator = FP32GradAccumulator(model.parameters())
-    return _Optimization(optimizer, scheduler, microbatches, accumulator)
+    finalizer = GradFinalizer.build(model, ddp, state)
+    return _Optimization(optimizer, scheduler, microbatches, accumulator, ddp, finalizer)
 
 
 def _trainer(
@@ -262,6 +301,10 @@ def _trainer(
         grad_accumulator=parts.accumulator,
         world_size=process.world_size,
         rank=process.rank,
+        ddp=parts.ddp,
+        finalizer=parts.finalizer,
+        context_parallel=(state.cp_rank, state.cp_size),
+        dp_group=state.group("dp"),
     )
 
 
@@ -288,5 +331,5 @@ def execute(setup: Setup) -> int:
             )
     finally:
         setup.writer.close()
-        stop_distributed()
+        stop_distributed(setup.process)
     return 0

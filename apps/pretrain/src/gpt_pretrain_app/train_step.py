@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from gpt_parallel.collectives import all_reduce_
+from gpt_parallel.context_parallel import split_batch_for_context_parallel
 from gpt_parallel.losses import loss_for_backward, reduce_loss_reports
 from gpt_parallel.optim.clip_grads import l2_norm
 
@@ -40,6 +41,13 @@ class StepSettings:
     vocab_size: int | None = None
     """Token ids must be below this (the padded vocabulary): a wrong corpus stops with one line
     instead of an index error deep in the embedding."""
+    context_parallel: tuple[int, int] = (0, 1)
+    """(rank, size) in the context-parallel group: each micro-batch keeps this rank's two
+    sequence chunks (the original's get_batch_on_this_cp_rank)."""
+    ddp: Any = None
+    """The DistributedDataParallel wrapper: gradients are reduced after the last micro-batch."""
+    finalizer: Any = None
+    """A GradFinalizer run after the last backward (DP reduction, tensor-parallel sums)."""
 
 
 @dataclass
@@ -51,7 +59,8 @@ class StepResult:
 
 
 def next_batch(data_iterator: Any, device: torch.device, use_causal_shortcut: bool) -> dict:
-    """The next micro-batch on `device` (the original's get_batch on one tensor-parallel rank)."""
+    """The next micro-batch on `device` (the original's get_batch; every tensor-parallel rank
+    reads the same samples itself instead of receiving them from TP rank 0)."""
     try:
         batch = next(data_iterator)
     except StopIteration:
@@ -60,6 +69,17 @@ def next_batch(data_iterator: Any, device: torch.device, use_causal_shortcut: bo
     if use_causal_shortcut:
         moved.pop("attention_mask", None)
     return moved
+
+
+def context_parallel_part(batch: dict, rank: int, size: int) -> dict:
+    """This context-parallel rank's chunks of every tensor of the micro-batch."""
+    if size == 1:
+        return batch
+    if "position_ids" not in batch:
+        tokens = batch["tokens"]
+        batch = {**batch, "position_ids": torch.arange(tokens.shape[1], device=tokens.device)}
+        batch["position_ids"] = batch["position_ids"].expand_as(tokens)
+    return split_batch_for_context_parallel(batch, rank, size)
 
 
 def check_batch_ids(batch: dict, vocab_size: int) -> None:
@@ -108,12 +128,13 @@ def forward_backward(
     total_tokens = torch.zeros((), dtype=torch.int, device=device)
     grad_context = torch.no_grad() if forward_only else contextlib.nullcontext()
     with grad_context:
-        for _ in range(num_microbatches):
+        for index in range(num_microbatches):
             _start(timers, "forward-compute")
             _start(timers, "batch-generator")
             batch = next_batch(data_iterator, device, settings.use_causal_shortcut)
             if settings.vocab_size is not None:
                 check_batch_ids(batch, settings.vocab_size)
+            batch = context_parallel_part(batch, *settings.context_parallel)
             _stop(timers, "batch-generator")
             loss_sum, num_tokens = forward_microbatch(model, batch, checks)
             _stop(timers, "forward-compute")
@@ -125,9 +146,18 @@ def forward_backward(
             loss = loss_for_backward(
                 loss_sum, num_tokens, num_microbatches, settings.calculate_per_token_loss
             )
-            optimizer.scale_loss(loss).backward()
+            last = index == num_microbatches - 1
+            with _accumulating(settings.ddp, last):
+                optimizer.scale_loss(loss).backward()
             _stop(timers, "backward-compute")
     return reports, total_tokens
+
+
+def _accumulating(ddp: Any, last: bool) -> contextlib.AbstractContextManager:
+    """Every micro-batch but the last only accumulates into the gradient buffers."""
+    if ddp is None or last:
+        return contextlib.nullcontext()
+    return ddp.no_sync()
 
 
 def _grads(model: torch.nn.Module) -> list[torch.Tensor]:
@@ -172,6 +202,8 @@ def train_step(
     """Zero the gradients, run the micro-batches, step the optimizer and (if it stepped) the
     scheduler by the iteration's samples."""
     model.train()
+    if settings.ddp is not None:
+        settings.ddp.zero_grad_buffer()
     optimizer.zero_grad()
     if settings.grad_accumulator is not None:
         settings.grad_accumulator.zero()
@@ -187,9 +219,13 @@ def train_step(
         checks=checks,
         timers=timers,
     )
+    _stop(timers, "forward-backward")
+    if settings.finalizer is not None:
+        _start(timers, "all-grads-sync")
+        settings.finalizer.finish()
+        _stop(timers, "all-grads-sync")
     if settings.calculate_per_token_loss:
         scale_grads_by_token_count(model, total_tokens, dp_cp_group)
-    _stop(timers, "forward-backward")
     if checks is not None and checks.checks_grads and not _fp16_scaled(optimizer):
         checks.grads(local_grad_norm(model))
     if settings.empty_unused_memory_level >= 1 and torch.cuda.is_available():

@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from gpt_models.flops import transformer_flops
 from gpt_parallel.collectives import all_reduce_
+from gpt_parallel.ddp import check_param_hashes_across_dp_replicas
 from gpt_parallel.losses import reduce_loss_reports
 
 from .log_lines import IntervalStats, memory_line, training_line, validation_lines
-from .result_checks import ResultChecks
+from .result_checks import ResultChecks, UnexpectedResult
 from .run_config import RunConfig, expect_typed
 from .timers import Timers
 from .train_step import StepSettings, forward_backward, train_step
@@ -80,6 +82,14 @@ class Trainer:
     grad_accumulator: Any = None
     world_size: int = 1
     rank: int = 0
+    ddp: Any = None
+    """The DistributedDataParallel wrapper (multi-process runs), else None."""
+    finalizer: Any = None
+    """The GradFinalizer of the step (DP reduction, tensor-parallel gradient sums)."""
+    context_parallel: tuple[int, int] = (0, 1)
+    """(rank, size) of this process in the context-parallel group."""
+    dp_group: Any = None
+    """The data-parallel group, for --check-weight-hash-across-dp-replicas-interval."""
     state: TrainState = field(default_factory=TrainState)
     history: TrainHistory = field(default_factory=TrainHistory)
 
@@ -98,6 +108,9 @@ class Trainer:
             use_causal_shortcut=not c.data.reset_attention_mask,
             vocab_size=c.tokenizer.padded_vocab_size,
             grad_accumulator=self.grad_accumulator,
+            context_parallel=self.context_parallel,
+            ddp=self.ddp,
+            finalizer=self.finalizer,
         )
 
     def iteration_flops(self, batch_size: int) -> float:
@@ -172,6 +185,7 @@ class Trainer:
                     )
                     self.timers("interval-time").start()
 
+                self._check_weight_hashes()
                 if self._should_exit(start_time):
                     break
                 if (
@@ -187,12 +201,32 @@ class Trainer:
         self.writer.flush()
         return exit_code
 
+    def _check_weight_hashes(self) -> None:
+        """--check-weight-hash-across-dp-replicas-interval: every data-parallel replica must
+        hold the same weights; a mismatch stops the run naming the iteration."""
+        interval = self.config.parallel.check_weight_hash_across_dp_replicas_interval
+        if not interval or self.state.iteration % interval:
+            return
+        overlap = getattr(getattr(self.ddp, "config", None), "overlap_param_gather", False)
+        if overlap:
+            self.ddp.disable_forward_pre_hook()  # finish every gather before hashing
+        if not check_param_hashes_across_dp_replicas([self.model], self.dp_group, cross_check=True):
+            raise UnexpectedResult(
+                f"parameter hashes differ across data-parallel replicas at iteration "
+                f"{self.state.iteration} (--check-weight-hash-across-dp-replicas-interval)"
+            )
+        if dist.is_initialized():
+            dist.barrier()
+        self.log(f">>> Weight hashes match after {self.state.iteration} iterations...")
+        if overlap:
+            self.ddp.enable_forward_pre_hook()
+
     def _should_exit(self, start_time: float) -> bool:
         """--exit-duration-in-mins (the slowest rank's clock) or --exit-interval reached."""
         loop, iteration = self.config.loop, self.state.iteration
         if loop.exit_duration_in_mins:
-            minutes = torch.tensor([(time.time() - start_time) / 60.0])
-            all_reduce_(minutes, None, "max")
+            minutes = torch.tensor([(time.time() - start_time) / 60.0], device=self.device)
+            all_reduce_(minutes, dist.group.WORLD if dist.is_initialized() else None, "max")
             if minutes.item() > loop.exit_duration_in_mins:
                 self.log(f"exiting program after {minutes.item()} minutes")
                 return True

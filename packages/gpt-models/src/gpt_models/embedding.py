@@ -7,6 +7,7 @@ vocabulary; when the weights are tied it borrows the word-embedding matrix.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -50,23 +51,34 @@ class LanguageModelEmbedding(nn.Module):
         config: TransformerConfig,
         word_embeddings: nn.Module,
         position_embeddings: nn.Module | None,
+        *,
+        to_sequence_shards: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
+        """``to_sequence_shards`` (sequence parallelism) keeps this rank's part of the
+        sequence; None when the word embeddings already return sequence-first shards or
+        there is no sequence parallelism."""
         super().__init__()
         self.word_embeddings = word_embeddings
         self.position_embeddings = position_embeddings
+        self.to_sequence_shards = to_sequence_shards
+        self.sequence_first_words = bool(getattr(word_embeddings, "reduce_scatter", False))
         self.fp32_residual_connection = config.fp32_residual_connection
         self.embedding_dropout = nn.Dropout(config.hidden_dropout)
 
     def forward(
         self, input_ids: torch.Tensor, position_ids: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """[b, s] token ids (and positions) -> [s, b, h]."""
+        """[b, s] token ids (and positions) -> [s, b, h] (this rank's [s/tp, b, h] with
+        sequence parallelism)."""
         embeddings = self.word_embeddings(input_ids)
-        if self.position_embeddings is not None:
-            if position_ids is None:
-                position_ids = torch.arange(input_ids.shape[1], device=input_ids.device)[None]
-            embeddings = embeddings + self.position_embeddings(position_ids)
-        embeddings = embeddings.transpose(0, 1).contiguous()
+        if not self.sequence_first_words:
+            if self.position_embeddings is not None:
+                if position_ids is None:
+                    position_ids = torch.arange(input_ids.shape[1], device=input_ids.device)[None]
+                embeddings = embeddings + self.position_embeddings(position_ids)
+            embeddings = embeddings.transpose(0, 1).contiguous()
+            if self.to_sequence_shards is not None:
+                embeddings = self.to_sequence_shards(embeddings)
         if self.fp32_residual_connection:
             embeddings = embeddings.float()
         return self.embedding_dropout(embeddings)
@@ -100,6 +112,10 @@ class OutputLayer(nn.Module):
         if weight is None:
             raise ValueError("the output layer is tied but no embedding weight was passed")
         return output_logits(hidden, weight, self.logits_pool)
+
+    def gather_vocab(self, logits: torch.Tensor) -> torch.Tensor:
+        """The logits over the whole vocabulary (this layer already holds all of it)."""
+        return logits
 
     def get_extra_state(self) -> Any:
         """Nothing to store; the original writes ``output_layer._extra_state`` too."""

@@ -24,9 +24,14 @@ from gpt_models.block import TransformerBlock
 from gpt_models.embedding import OutputLayer
 from gpt_models.init import initialize_gpt_parameters
 from gpt_models.provider import Provider, provider_for
-from gpt_models.rotary import RotaryEmbedding
+from gpt_models.rotary import RotaryEmbedding, RotaryTables
 from gpt_models.spec import LayerSpec, gpt_block_spec
-from gpt_models.tp_shards import split_of, tag
+from gpt_models.tp_shards import (
+    has_tensor_parallel_partial_grad,
+    mark_tensor_parallel_partial_grad,
+    split_of,
+    tag,
+)
 from gpt_models.transformer_config import TransformerConfig
 
 
@@ -104,10 +109,13 @@ class GPTModel(nn.Module):
             for name, p in self.named_parameters()
             if hasattr(p, "tensor_model_parallel")
         }
+        partial = {n for n, p in self.named_parameters() if has_tensor_parallel_partial_grad(p)}
         result = super()._apply(fn, recurse)
         for name, param in self.named_parameters():
             if name in splits:
                 tag(param, splits[name])
+            if name in partial:
+                mark_tensor_parallel_partial_grad(param)
         self._mark_embedding_and_output_weights()
         return result
 
@@ -121,6 +129,18 @@ class GPTModel(nn.Module):
             assert self.embedding is not None
             return self.embedding.word_embeddings.weight
         return None
+
+    def _rotary_tables(self, hidden: torch.Tensor) -> RotaryTables:
+        """cos/sin for the positions this rank attends with: the whole sequence inside the
+        tensor-parallel region, or this rank's two chunks of it under context parallelism."""
+        assert self.rotary_pos_emb is not None
+        local = self.provider.partition.full_sequence_length(hidden.shape[0])
+        context = self.provider.context
+        tables = self.rotary_pos_emb(local * context.size, hidden.device, self.config.params_dtype)
+        if context.size == 1:
+            return tables
+        positions = context.positions(local, hidden.device)
+        return RotaryTables(cos=tables.cos[positions], sin=tables.sin[positions])
 
     def compute_language_model_loss(
         self, labels: torch.Tensor, logits: torch.Tensor
@@ -163,14 +183,14 @@ class GPTModel(nn.Module):
             raise ValueError("a stage without pre_process needs decoder_input")
         rotary = None
         if self.rotary_pos_emb is not None:
-            rotary = self.rotary_pos_emb(hidden.shape[0], hidden.device, self.config.params_dtype)
+            rotary = self._rotary_tables(hidden)
         hidden = self.decoder(hidden, attention_mask, rotary)
         if not self.post_process:
             return hidden
         if labels is None:
             assert self.output_layer is not None
             logits = self.output_layer(hidden, self.output_weight())
-            return logits.transpose(0, 1).contiguous()
+            return self.output_layer.gather_vocab(logits).transpose(0, 1).contiguous()
         if self._loss_region is not None:
             return self._loss_region(self, hidden, labels)
         return self.logits_and_loss(hidden, labels)

@@ -6,10 +6,14 @@ fused function or the compiled region they run in. ``Provider`` is the protocol;
 ``LocalProvider`` the pure-PyTorch backend (a Transformer Engine one can come behind the same
 protocol).
 
-The provider holds the parallel context (``TensorParallelPartition``: size, rank, group,
-sequence parallel). Linear layers and embeddings are built with their full sizes and made at
-this rank's size; every parameter is tagged with its split (``tp_shards.tag``), which
-initialisation, merging and splitting read.
+The provider holds the parallel context: ``TensorParallelPartition`` (size, rank, group,
+sequence parallel) and ``ContextParallelPartition`` (size, rank, groups, comm type per layer).
+Linear layers and embeddings are built with their full sizes and made at this rank's size, as
+the tensor-parallel modules of ``parallel_layers`` when the model is split; every parameter is
+tagged with its split (``tp_shards.tag``), which initialisation, merging and splitting read,
+and replicated parameters whose gradient each rank holds only in part are marked
+(``mark_tensor_parallel_partial_grad``) so the training step sums it over the group. Under
+context parallelism the core attention is ``ContextParallelAttention``.
 
 Fusion flags and compilation: a layer with any fused kernel on (the original's defaults) runs
 as one compiled region (``kernels.regions``), its fused kernels traced into it; a kernel whose
@@ -40,8 +44,24 @@ from gpt_models.kernels.rope import apply_rope_reference
 from gpt_models.kernels.softmax import scale_mask_softmax_reference
 from gpt_models.linear import Linear
 from gpt_models.norms import L2Norm, build_norm
-from gpt_models.partition import TensorParallelPartition
-from gpt_models.tp_shards import COLUMN, REPLICATED, ROW, TensorSplit, tag
+from gpt_models.parallel_layers import (
+    ColumnParallelLinear,
+    ContextParallelAttention,
+    RowParallelLinear,
+    VocabParallelEmbedding,
+    VocabParallelOutputLayer,
+    scatter_to_sequence_shards,
+    vocab_parallel_loss,
+)
+from gpt_models.partition import ContextParallelPartition, TensorParallelPartition
+from gpt_models.tp_shards import (
+    COLUMN,
+    REPLICATED,
+    ROW,
+    TensorSplit,
+    mark_tensor_parallel_partial_grad,
+    tag,
+)
 from gpt_models.transformer_config import TransformerConfig
 
 BiasActivation = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
@@ -54,6 +74,7 @@ class Provider(Protocol):
 
     config: TransformerConfig
     partition: TensorParallelPartition
+    context: ContextParallelPartition
 
     def column_parallel_linear(
         self,
@@ -114,11 +135,14 @@ class LocalProvider:
         config: TransformerConfig,
         partition: TensorParallelPartition | None = None,
         *,
+        context: ContextParallelPartition | None = None,
         compile: CompileChoice = "off",
     ) -> None:
         self.config = config
         self.partition = partition or TensorParallelPartition()
         self.partition.check(config)
+        self.context = context or ContextParallelPartition()
+        self.context.check(config)
         self.compile = check_compile_choice(compile)
         self.logits_pool = LogitsPool()
         self._layer_region = layer_region(self.compile)
@@ -145,13 +169,13 @@ class LocalProvider:
         """y = x W^T with W's rows (outputs) split over ranks; ``stride`` > 1 for outputs
         laid out as ``stride`` stacked blocks (swiglu's [gate; up])."""
         rows = self.partition.divide(out_features, "output width")
-        layer = Linear(
+        layer = self._linear(
+            ColumnParallelLinear,
             in_features,
             rows,
             bias=bias,
             skip_bias_add=skip_bias_add,
             device=device,
-            dtype=self.config.params_dtype,
         )
         split = TensorSplit(COLUMN.dim, stride)
         tag(layer.weight, split)
@@ -168,45 +192,85 @@ class LocalProvider:
         device: Device = None,
     ) -> nn.Module:
         """y = x W^T with W's columns (inputs) split over ranks; the bias is replicated."""
-        layer = Linear(
+        layer = self._linear(
+            RowParallelLinear,
             self.partition.divide(in_features, "input width"),
             out_features,
             bias=bias,
             skip_bias_add=skip_bias_add,
             device=device,
-            dtype=self.config.params_dtype,
         )
         tag(layer.weight, ROW)
         tag(layer.bias, REPLICATED)
+        if self.partition.sequence_parallel:
+            mark_tensor_parallel_partial_grad(layer.bias)  # added to sequence shards
         return layer
+
+    def _linear(
+        self,
+        parallel_kind: type[Linear],
+        in_features: int,
+        out_features: int,
+        *,
+        bias: bool,
+        skip_bias_add: bool,
+        device: Device,
+    ) -> Linear:
+        """The one-rank ``Linear``, or its tensor-parallel kind when the model is split."""
+        sizes = dict(bias=bias, skip_bias_add=skip_bias_add, device=device)
+        if self.partition.size == 1:
+            return Linear(in_features, out_features, dtype=self.config.params_dtype, **sizes)
+        return parallel_kind(
+            in_features,
+            out_features,
+            dtype=self.config.params_dtype,
+            partition=self.partition,
+            **sizes,
+        )
 
     def embedding(self, device: Device = None) -> LanguageModelEmbedding:
         """Word embeddings split by vocabulary rows (the original's vocab-parallel embedding),
         learned positions (--position-embedding-type learned_absolute) replicated."""
-        c = self.config
-        words = Embedding(
-            self.partition.vocab_per_rank(c), c.hidden_size, device=device, dtype=c.params_dtype
-        )
+        c, part = self.config, self.partition
+        learned_positions = c.position_embedding_type == "learned_absolute"
+        rows = part.vocab_per_rank(c)
+        if part.size == 1:
+            words = Embedding(rows, c.hidden_size, device=device, dtype=c.params_dtype)
+        else:
+            words = VocabParallelEmbedding(
+                rows,
+                c.hidden_size,
+                partition=part,
+                reduce_scatter=part.sequence_parallel and not learned_positions,
+                device=device,
+                dtype=c.params_dtype,
+            )
         tag(words.weight, COLUMN)
         positions = None
-        if c.position_embedding_type == "learned_absolute":
+        if learned_positions:
             positions = Embedding(
                 c.max_position_embeddings, c.hidden_size, device=device, dtype=c.params_dtype
             )
             tag(positions.weight, REPLICATED)
-        return LanguageModelEmbedding(c, words, positions)
+        to_shards = None
+        if part.sequence_parallel and learned_positions:
+
+            def to_shards(x: torch.Tensor) -> torch.Tensor:
+                return scatter_to_sequence_shards(x, part)
+
+        return LanguageModelEmbedding(c, words, positions, to_sequence_shards=to_shards)
 
     def output_layer(self, *, own_weight: bool, device: Device = None) -> OutputLayer:
         """Logits over this rank's vocabulary rows (its weight split like the embeddings)."""
         c = self.config
-        layer = OutputLayer(
-            self.partition.vocab_per_rank(c),
-            c.hidden_size,
-            own_weight=own_weight,
-            logits_pool=self.logits_pool,
-            device=device,
-            dtype=c.params_dtype,
+        sizes = dict(
+            own_weight=own_weight, logits_pool=self.logits_pool, device=device, dtype=c.params_dtype
         )
+        rows = self.partition.vocab_per_rank(c)
+        if self.partition.size == 1:
+            layer = OutputLayer(rows, c.hidden_size, **sizes)
+        else:
+            layer = VocabParallelOutputLayer(rows, c.hidden_size, partition=self.partition, **sizes)
         tag(layer.weight, COLUMN)
         return layer
 
@@ -221,20 +285,36 @@ class LocalProvider:
             device=device,
             dtype=c.params_dtype,
         )
-        return _tag_all(norm, REPLICATED)
+        _tag_all(norm, REPLICATED)
+        if self.partition.sequence_parallel:
+            for param in norm.parameters():
+                mark_tensor_parallel_partial_grad(param)  # each rank normalises its shard
+        return norm
 
     def qk_norm(self, head_dim: int, device: Device = None) -> nn.Module | None:
-        """Per-head norm of queries and keys, or None."""
+        """Per-head norm of queries and keys, or None. Each tensor-parallel rank normalises its
+        own heads, so the (shared) weights' gradients are summed over the ranks."""
         if self.config.qk_l2_norm:
             return L2Norm(head_dim, self.config.norm_epsilon)
         if self.config.qk_layernorm:
-            return self.norm(head_dim, device)
+            norm = self.norm(head_dim, device)
+            if self.partition.size > 1:
+                for param in norm.parameters():
+                    mark_tensor_parallel_partial_grad(param)
+            return norm
         return None
 
     def core_attention(self, layer_number: int) -> nn.Module:
         """The attention kernel for --attention-backend."""
         c = self.config
         assert c.kv_channels is not None
+        if self.context.size > 1:
+            return ContextParallelAttention(
+                self.context,
+                layer_number=layer_number,
+                kv_channels=c.kv_channels,
+                attention_dropout=c.attention_dropout,
+            )
         if c.attention_backend in ("unfused", "local"):
             return DotProductAttention(
                 kv_channels=c.kv_channels,
@@ -311,6 +391,8 @@ class LocalProvider:
     def cross_entropy(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """Per-token loss over the padded vocabulary. Like the original's, the unfused loss
         overwrites the logits it is given (the model's own temporary) to save their copy."""
+        if self.partition.size > 1:
+            return vocab_parallel_loss(self.partition)
         if self.config.cross_entropy_loss_fusion:
             return self.fused(cross_entropy_formula, "cross_entropy")
         return cross_entropy_inplace
@@ -320,8 +402,9 @@ def provider_for(
     config: TransformerConfig,
     partition: TensorParallelPartition | None = None,
     *,
+    context: ContextParallelPartition | None = None,
     compile: CompileChoice = "off",
 ) -> LocalProvider:
     """The provider for --transformer-impl; Transformer Engine kernels are not wired in yet,
     so both choices use the local kernels (the state dict can still be exported with TE names)."""
-    return LocalProvider(config, partition, compile=compile)
+    return LocalProvider(config, partition, context=context, compile=compile)

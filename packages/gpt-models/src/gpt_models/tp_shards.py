@@ -46,6 +46,23 @@ def tag(param: torch.Tensor | None, split: TensorSplit) -> None:
     param.partition_stride = split.stride
 
 
+PARTIAL_GRAD = "sums_grad_over_tensor_parallel"
+"""Attribute of a replicated parameter whose gradient each tensor-parallel rank holds only in
+part (norms and row-parallel biases on sequence shards, q/k norms on a rank's own heads): the
+ranks' gradients are summed before the optimizer reads them (the original's all-reduce of
+``sequence_parallel`` parameters in ``finalize_model_grads``)."""
+
+
+def mark_tensor_parallel_partial_grad(param: torch.Tensor | None) -> None:
+    """Say that ``param``'s gradient must be summed over the tensor-parallel group."""
+    if param is not None:
+        setattr(param, PARTIAL_GRAD, True)
+
+
+def has_tensor_parallel_partial_grad(param: torch.Tensor) -> bool:
+    return bool(getattr(param, PARTIAL_GRAD, False))
+
+
 def split_of(param: torch.Tensor) -> TensorSplit:
     """The split recorded on ``param``; a parameter without tags is an error, not a guess."""
     if not hasattr(param, "tensor_model_parallel"):

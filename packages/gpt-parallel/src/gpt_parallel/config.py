@@ -154,7 +154,7 @@ class TrainingParallelConfig:
         "--check-weight-hash-across-dp-replicas-interval",
         type=int,
         help="Interval to check weight hashes are same across DP replicas. If not specified, weight hashes not checked.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     optimizer: str = flag(
         "adam",
@@ -219,7 +219,7 @@ class TrainingParallelConfig:
         "--sequence-parallel",
         action="store_true",
         help="Enable sequence parallel optimization.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     gradient_accumulation_fusion: bool = flag(
         True,

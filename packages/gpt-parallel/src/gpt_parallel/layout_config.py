@@ -27,7 +27,7 @@ class DistributedConfig:
         "--tensor-model-parallel-size",
         type=int,
         help="Degree of tensor model parallelism.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     pipeline_model_parallel_size: int = flag(
         1,
@@ -119,7 +119,7 @@ class DistributedConfig:
         "--overlap-grad-reduce",
         action="store_true",
         help="If set, overlap DDP grad reduce.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     defer_embedding_wgrad_compute: bool = flag(
         False,
@@ -147,35 +147,35 @@ class DistributedConfig:
         "--ddp-num-buckets",
         type=int,
         help="Number of buckets for data-parallel communication",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     ddp_bucket_size: int | None = flag(
         None,
         "--ddp-bucket-size",
         type=int,
         help="Bucket size for data-parallel communication",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     ddp_pad_buckets_for_high_nccl_busbw: bool = flag(
         False,
         "--ddp-pad-buckets-for-high-nccl-busbw",
         action="store_true",
         help="If set, make sure the bucket size is divisible by a large power of 2 (2^16) to ensure NCCL collectives have high bus bandwidth at large DP counts, since NCCL message size (which for ring algorithms is bucket_size / dp_size) apparently needs to be divisible by a power of 2 for high busbw.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     ddp_average_in_collective: bool = flag(
         False,
         "--ddp-average-in-collective",
         action="store_true",
         help="If set, average directly in data-parallel communication collective.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     overlap_param_gather: bool = flag(
         False,
         "--overlap-param-gather",
         action="store_true",
         help="If set, overlap param all-gather in distributed optimizer.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     overlap_param_gather_with_optimizer_step: bool = flag(
         False,
@@ -238,7 +238,7 @@ class DistributedConfig:
         "--use-distributed-optimizer",
         action="store_true",
         help="Use distributed optimizer.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     nccl_ub: bool = flag(
         False,
@@ -269,7 +269,7 @@ class DistributedConfig:
         "--use-megatron-fsdp",
         action="store_true",
         help="Use the Megatron FSDP code path in DDP.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     init_model_with_meta_device: bool = flag(
         False, "--init-model-with-meta-device", action="store_true", status=NOT_IMPLEMENTED
@@ -279,7 +279,7 @@ class DistributedConfig:
         "--data-parallel-sharding-strategy",
         choices=("no_shard", "optim", "optim_grads", "optim_grads_params"),
         help="Sharding strategy of data parallelism.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     gradient_reduce_div_fusion: bool = flag(
         True,
@@ -328,28 +328,28 @@ class DistributedConfig:
         "--use-torch-fsdp2",
         action="store_true",
         help="Use the torch FSDP2 implementation. FSDP2 has not been tested with pipeline parallelism, and may contain bugs.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     torch_fsdp2_reshard_after_forward: bool = flag(
         True,
         "--torch-fsdp2-no-reshard-after-forward",
         action="store_false",
         help="Whether to reshard weights after forward pass when using PyTorch FSDP2. Set to enable FSDP ZeRO-2.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     context_parallel_size: int = flag(
         1,
         "--context-parallel-size",
         type=int,
         help="Degree of context parallelism.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     cp_comm_type: list[str] = flag(
         ["p2p"],
         "--cp-comm-type",
         nargs="+",
         help="Inter-gpu communication type for context parallelism: p2p, a2a, allgather or a2a+p2p. If a single string is provided, all layers will share the same communication type. Users can also specify separated types for each layer like --cp-comm-type p2p p2p a2a a2a a2a+p2p a2a+p2p",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     hierarchical_context_parallel_sizes: list[int] | None = flag(
         None,
@@ -357,7 +357,7 @@ class DistributedConfig:
         type=int,
         nargs="+",
         help="Degrees of the hierarchical context parallelism. Users should provide a list to specify the sizes for different levels. --hierarchical-context-parallel- sizes 2 4 indicates every two adjacent gpus forms the first level of cp groups and the cp ranks with the same odevity forms the second level of cp groups.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     nccl_communicator_config_path: str | None = flag(
         None,
@@ -371,7 +371,7 @@ class DistributedConfig:
         "--use-tp-pp-dp-mapping",
         action="store_true",
         help="If set, distributed ranks initialize order is changed from tp-cp-ep-dp-pp to tp-cp-ep-pp-dp.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     replication: bool = flag(
         False,

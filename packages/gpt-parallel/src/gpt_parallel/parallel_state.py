@@ -11,7 +11,9 @@ Group names are the original's rank-generator tokens:
   ``tp-pp`` (the model-parallel group), ``embd`` (first and last pipeline stage, for tied
   embeddings) and ``pos-embd`` (first stage);
 - expert grid (tp -> expert-tp, dp -> expert-dp, cp folded into expert-dp): ``ep``, ``etp``,
-  ``edp``, ``etp-ep`` and ``etp-ep-pp`` (the expert model-parallel group).
+  ``edp``, ``etp-ep`` and ``etp-ep-pp`` (the expert model-parallel group);
+- hierarchical context parallelism: ``hcp-a2a`` and ``hcp-p2p`` (empty without
+  ``--hierarchical-context-parallel-sizes``).
 
 Without torch.distributed initialised and with one rank, every group is ``None`` (see
 ``gpt_parallel.collectives``).
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.distributed as dist
 
+from gpt_parallel.context_parallel.options import hierarchical_cp_rank_lists
 from gpt_parallel.layout_config import DistributedConfig, ExpertParallelConfig
 from gpt_parallel.rank_layout import RankGrid, order_for
 
@@ -34,7 +37,8 @@ if TYPE_CHECKING:
 DENSE_GROUPS = ("tp", "cp", "dp", "pp", "dp-cp", "tp-cp", "tp-dp", "tp-dp-cp", "tp-pp")
 EMBEDDING_GROUPS = ("embd", "pos-embd")
 EXPERT_GROUPS = {"ep": "ep", "etp": "tp", "edp": "dp", "etp-ep": "tp-ep", "etp-ep-pp": "tp-ep-pp"}
-GROUP_NAMES = DENSE_GROUPS + EMBEDDING_GROUPS + tuple(EXPERT_GROUPS)
+HIERARCHICAL_CP_GROUPS = ("hcp-a2a", "hcp-p2p")
+GROUP_NAMES = DENSE_GROUPS + EMBEDDING_GROUPS + tuple(EXPERT_GROUPS) + HIERARCHICAL_CP_GROUPS
 
 
 def _check_positive(name: str, value: int) -> None:
@@ -84,14 +88,26 @@ def build_grids(
     return dense, expert
 
 
-def all_group_ranks(dense: RankGrid, expert: RankGrid) -> dict[str, list[list[int]]]:
-    """Every group of every name, in the order the groups are created on all ranks."""
+def all_group_ranks(
+    dense: RankGrid, expert: RankGrid, hierarchical_cp_sizes: list[int] | None = None
+) -> dict[str, list[list[int]]]:
+    """Every group of every name, in the order the groups are created on all ranks.
+
+    With ``--hierarchical-context-parallel-sizes`` (``a2a+p2p``) each CP group is also cut into
+    inner all-to-all groups (``hcp-a2a``, adjacent CP ranks) and outer ring groups (``hcp-p2p``).
+    """
     out: dict[str, list[list[int]]] = {name: dense.groups(name) for name in DENSE_GROUPS}
     pipelines = dense.groups("pp")
     out["embd"] = [[r[0], r[-1]] if len(r) > 1 else list(r) for r in pipelines]
     out["pos-embd"] = [[r[0]] for r in pipelines]
     for name, token in EXPERT_GROUPS.items():
         out[name] = expert.groups(token)
+    out["hcp-a2a"], out["hcp-p2p"] = [], []
+    if hierarchical_cp_sizes and dense.sizes["cp"] > 1:
+        for cp_ranks in out["cp"]:
+            inner, outer = hierarchical_cp_rank_lists(list(cp_ranks), hierarchical_cp_sizes)
+            out["hcp-a2a"] += inner
+            out["hcp-p2p"] += outer
     return out
 
 
@@ -120,7 +136,10 @@ class ParallelState:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside a world of {world_size} ranks")
         self._group_ranks: dict[str, list[int]] = {}
-        for name, groups_ in all_group_ranks(self.dense_grid, self.expert_grid).items():
+        hierarchical = distributed.hierarchical_context_parallel_sizes
+        for name, groups_ in all_group_ranks(
+            self.dense_grid, self.expert_grid, hierarchical
+        ).items():
             self._group_ranks[name] = next((r for r in groups_ if rank in r), [])
         self._groups = groups
         self._mesh = None
@@ -153,7 +172,8 @@ class ParallelState:
         dense, expert_grid = build_grids(distributed, expert_config, world_size)
         cache: dict[tuple[int, ...], dist.ProcessGroup | None] = {}
         mine: dict[str, dist.ProcessGroup | None] = {}
-        for name, groups_ in all_group_ranks(dense, expert_grid).items():
+        hierarchical = distributed.hierarchical_context_parallel_sizes
+        for name, groups_ in all_group_ranks(dense, expert_grid, hierarchical).items():
             for ranks in groups_:
                 key = tuple(ranks)
                 if key not in cache:

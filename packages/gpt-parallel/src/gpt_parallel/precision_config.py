@@ -35,7 +35,7 @@ class PrecisionConfig:
         "--grad-reduce-in-bf16",
         action="store_true",
         help="Reduce gradients in bfloat16.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     loss_scale: float | None = flag(
         None,

@@ -71,6 +71,18 @@ def resolve_model_shape(r: Resolution) -> None:
         f"--num-attention-heads ({a.num_attention_heads}) must be divisible by "
         f"--tensor-model-parallel-size ({a.tensor_model_parallel_size})",
     )
+    tp = a.tensor_model_parallel_size
+    require(
+        a.ffn_hidden_size % tp == 0,
+        f"--ffn-hidden-size ({a.ffn_hidden_size}) must be divisible by "
+        f"--tensor-model-parallel-size ({tp})",
+    )
+    if a.sequence_parallel:
+        require(
+            a.seq_length % tp == 0,
+            f"--seq-length ({a.seq_length}) must be divisible by --tensor-model-parallel-size "
+            f"({tp}) with --sequence-parallel",
+        )
     _rule(model_rules.check_qk_norm, from_namespace(QKNormConfig, a))
     _rule(model_rules.check_dropout, from_namespace(DropoutConfig, a))
 

@@ -34,11 +34,11 @@ def resolve_parallel_sizes(r: Resolution) -> None:
         f"tensor-model-parallel size: {a.tensor_model_parallel_size}, "
         f"pipeline-model-parallel size: {a.pipeline_model_parallel_size}"
     )
-    if a.tensor_model_parallel_size == 1 and a.sequence_parallel:
-        r.warn(
-            "warning: --sequence-parallel is turned off: it needs --tensor-model-parallel-size > 1"
-        )
-        a.sequence_parallel = False
+    require(
+        not (a.sequence_parallel and a.tensor_model_parallel_size == 1),
+        "--sequence-parallel needs --tensor-model-parallel-size > 1 (it splits the sequence "
+        "over the tensor-parallel ranks)",
+    )
     require(
         not a.tp_comm_overlap or a.sequence_parallel,
         "--tp-comm-overlap needs --sequence-parallel",

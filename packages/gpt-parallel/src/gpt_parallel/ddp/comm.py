@@ -1,77 +1,22 @@
-"""The three data-parallel collectives, over a group that may be ``None`` (this rank alone).
+"""The data-parallel collectives on flat buffers: ``gpt_parallel.comm.flat``, re-exported under
+the name the ``ddp`` modules (and their tests) import."""
 
-Each returns an async handle (with ``async_op``) or None. The reduce-scatter and all-gather work
-in place on one flat buffer (this rank's shard is a view of it), as the original does with NCCL.
-``reduce_scatter_flat`` falls back to an all-reduce of the whole buffer (the shard is then already
-in place) on a backend without ``reduce_scatter_tensor``: gloo lacks it in some torch versions
-(torch 2.15's gloo has it, so the native call is what runs here; the fallback is tested directly).
-"""
+from gpt_parallel.comm.flat import (
+    Handle,
+    all_gather_flat,
+    all_reduce_flat,
+    reduce_scatter_flat,
+    reduce_scatter_via_all_reduce,
+    shard_of,
+    supports_avg,
+)
 
-from __future__ import annotations
-
-import torch
-import torch.distributed as dist
-
-from gpt_parallel.collectives import ProcessGroup, group_rank, group_size
-
-Handle = dist.Work | None
-
-
-def _single(group: ProcessGroup | None) -> bool:
-    return group_size(group) == 1
-
-
-def supports_avg(group: ProcessGroup | None) -> bool:
-    """Whether the backend averages natively; elsewhere "average" is a sum then a 1/dp scale.
-
-    Only NCCL documents ``ReduceOp.AVG``; gloo's support varies with the torch version.
-    """
-    return not _single(group) and dist.get_backend(group) == "nccl"
-
-
-def shard_of(flat: torch.Tensor, group: ProcessGroup | None) -> torch.Tensor:
-    """This rank's contiguous 1/dp of ``flat`` (whose length the layout made a multiple of dp)."""
-    size = group_size(group)
-    if flat.numel() % size:
-        raise ValueError(f"a buffer of {flat.numel()} elements does not split into {size} shards")
-    shard = flat.numel() // size
-    rank = group_rank(group)
-    return flat[rank * shard : (rank + 1) * shard]
-
-
-def all_reduce_flat(
-    flat: torch.Tensor, group: ProcessGroup | None, average: bool, async_op: bool
-) -> Handle:
-    """Sum (or, with ``average`` on a backend that has it, average) ``flat`` in place."""
-    if _single(group):
-        return None
-    op = dist.ReduceOp.AVG if average else dist.ReduceOp.SUM
-    return dist.all_reduce(flat, op=op, group=group, async_op=async_op)
-
-
-def reduce_scatter_flat(
-    flat: torch.Tensor, group: ProcessGroup | None, average: bool, async_op: bool
-) -> Handle:
-    """Reduce ``flat`` over ``group`` into this rank's shard of it (the rest is left stale)."""
-    if _single(group):
-        return None
-    if not hasattr(dist, "reduce_scatter_tensor"):
-        return reduce_scatter_via_all_reduce(flat, group, average, async_op)
-    op = dist.ReduceOp.AVG if average else dist.ReduceOp.SUM
-    return dist.reduce_scatter_tensor(
-        shard_of(flat, group), flat, op=op, group=group, async_op=async_op
-    )
-
-
-def reduce_scatter_via_all_reduce(
-    flat: torch.Tensor, group: ProcessGroup | None, average: bool, async_op: bool
-) -> Handle:
-    """The fallback: all-reduce everything, which leaves the reduced shard where it belongs."""
-    return all_reduce_flat(flat, group, average, async_op)
-
-
-def all_gather_flat(flat: torch.Tensor, group: ProcessGroup | None, async_op: bool) -> Handle:
-    """Fill ``flat`` with every rank's shard of it, in rank order."""
-    if _single(group):
-        return None
-    return dist.all_gather_into_tensor(flat, shard_of(flat, group), group=group, async_op=async_op)
+__all__ = [
+    "Handle",
+    "all_gather_flat",
+    "all_reduce_flat",
+    "reduce_scatter_flat",
+    "reduce_scatter_via_all_reduce",
+    "shard_of",
+    "supports_avg",
+]

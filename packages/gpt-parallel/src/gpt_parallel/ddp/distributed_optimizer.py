@@ -37,6 +37,7 @@ from gpt_parallel.optim.clip_grads import (
     clip_grads_by_total_norm,
     count_zeros,
     counts_for_grad_norm,
+    counts_for_params_norm,
     l2_norm,
 )
 from gpt_parallel.optim.grad_scaler import GradScaler
@@ -73,6 +74,7 @@ class DistributedOptimizer:
         self.clip_grad = clip_grad
         self.log_num_zeros_in_grad = log_num_zeros_in_grad
         self.grad_stats_group = grad_stats_group if grad_stats_group is not None else ddp.dp_group
+        self.tp_rank = tp_rank
         self.counts_for_norm = counts_for_norm or counts_for_grad_norm(tp_rank)
         self.grad_scaler = grad_scaler
         owned = shard_pieces(ddp)
@@ -160,6 +162,17 @@ class DistributedOptimizer:
 
     def count_zeros(self) -> int:
         return count_zeros(self._grads_for_norm(), self.grad_stats_group)
+
+    def params_norm(self) -> float:
+        """L2 norm of the whole model's parameters (``--log-params-norm``): the fp32 pieces'
+        squares summed over ``grad_stats_group``, tensor-parallel duplicates counted once."""
+        counts = counts_for_params_norm(self.tp_rank)
+        data = [
+            main
+            for main, piece in zip(self.main_params, self.pieces, strict=True)
+            if counts(piece.param)
+        ]
+        return l2_norm(data, self.grad_stats_group)
 
     @torch.no_grad()
     def step(self) -> tuple[bool, float | None, int | None]:

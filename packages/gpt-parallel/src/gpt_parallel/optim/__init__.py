@@ -1,6 +1,10 @@
 """Optimizers for training: param groups, Adam/SGD, fp16/bf16 main params, loss scaling, clipping."""
 
-from gpt_parallel.optim.builder import build_grad_scaler, build_optimizer
+from gpt_parallel.optim.builder import (
+    build_distributed_optimizer,
+    build_grad_scaler,
+    build_optimizer,
+)
 from gpt_parallel.optim.clip_grads import (
     clip_grads_by_total_norm,
     count_zeros,
@@ -25,6 +29,7 @@ __all__ = [
     "Float16OptimizerWithFloat16Params",
     "GradScaler",
     "MegatronOptimizer",
+    "build_distributed_optimizer",
     "build_grad_scaler",
     "build_optimizer",
     "build_param_groups",

@@ -8,6 +8,7 @@ params; fp16 gets a dynamic loss scaler unless ``--loss-scale`` fixes one.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -28,6 +29,10 @@ from gpt_parallel.optim.param_groups import (
 from gpt_parallel.optim_config import OptimizerConfig
 from gpt_parallel.precision_config import PrecisionConfig
 from gpt_parallel.schedule_config import LearningRateConfig
+
+if TYPE_CHECKING:
+    from gpt_parallel.ddp.data_parallel import DistributedDataParallel
+    from gpt_parallel.ddp.distributed_optimizer import DistributedOptimizer
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -91,19 +96,7 @@ def build_optimizer(
     )
     if not any(group["params"] for group in groups):
         raise ValueError("the model has no trainable parameters to optimize")
-    if kind == "adam":
-        inner: torch.optim.Optimizer = torch.optim.AdamW(
-            groups,
-            lr=lr,
-            weight_decay=config.weight_decay,
-            betas=(config.adam_beta1, config.adam_beta2),
-            eps=config.adam_eps,
-            fused=_fused_adam_supported(groups),
-        )
-    else:
-        inner = torch.optim.SGD(
-            groups, lr=lr, weight_decay=config.weight_decay, momentum=config.sgd_momentum
-        )
+    inner = _torch_optimizer(groups, config, lr, kind)
     common = {
         "clip_grad": config.clip_grad,
         "log_num_zeros_in_grad": log_num_zeros_in_grad,
@@ -116,6 +109,65 @@ def build_optimizer(
         scaler = build_grad_scaler(precision, device)
         return Float16OptimizerWithFloat16Params(inner, scaler, fp16=precision.fp16, **common)
     return FP32Optimizer(inner, **common)
+
+
+def _torch_optimizer(
+    groups: list[dict], config: OptimizerConfig, lr: float, kind: str
+) -> torch.optim.Optimizer:
+    """The inner torch optimizer over ``groups`` (``--optimizer`` adam or sgd)."""
+    if kind == "adam":
+        return torch.optim.AdamW(
+            groups,
+            lr=lr,
+            weight_decay=config.weight_decay,
+            betas=(config.adam_beta1, config.adam_beta2),
+            eps=config.adam_eps,
+            fused=_fused_adam_supported(groups),
+        )
+    return torch.optim.SGD(
+        groups, lr=lr, weight_decay=config.weight_decay, momentum=config.sgd_momentum
+    )
+
+
+def build_distributed_optimizer(
+    ddp: DistributedDataParallel,
+    config: OptimizerConfig,
+    learning_rate: LearningRateConfig,
+    precision: PrecisionConfig | None = None,
+    *,
+    kind: str = "adam",
+    log_num_zeros_in_grad: bool = False,
+    grad_stats_group: ProcessGroup | None = None,
+    tp_rank: int = 0,
+) -> DistributedOptimizer:
+    """``--use-distributed-optimizer``: the groups and inner optimizer ``build_optimizer``
+    makes, over this rank's shards of ``ddp``'s buffers (ZeRO-1).
+
+    ``grad_stats_group`` must span every rank that holds a piece of the gradient (the whole
+    world for a dense model): the norm sums the pieces' squares over it.
+    """
+    from gpt_parallel.ddp.distributed_optimizer import DistributedOptimizer
+
+    precision = precision or PrecisionConfig()
+    plain = build_optimizer(
+        ddp.module.named_parameters(),
+        config,
+        learning_rate,
+        PrecisionConfig(),  # fp32 wrapper: the groups over the model's own parameters
+        kind=kind,
+    )
+    scaler = None
+    if precision.fp16 or precision.bf16:
+        scaler = build_grad_scaler(precision, ddp.grad_buffers[0].grad_data.device)
+    return DistributedOptimizer(
+        plain.optimizer,
+        ddp,
+        clip_grad=config.clip_grad,
+        log_num_zeros_in_grad=log_num_zeros_in_grad,
+        grad_stats_group=grad_stats_group,
+        tp_rank=tp_rank,
+        grad_scaler=scaler,
+    )
 
 
 def _fused_adam_supported(groups: list[dict]) -> bool | None:

@@ -1,11 +1,11 @@
 """Tensor and sequence parallelism: the region mappings, the vocab-parallel cross-entropy, and
-a counter of the bytes their collectives send.
+(re-exported from ``gpt_parallel.comm.volume``) the counter of the bytes collectives send.
 
 Every function takes its process group as an argument (``None`` means this rank alone); the
 modules hold no groups of their own.
 """
 
-from gpt_parallel.tensor_parallel.comm_bytes import (
+from gpt_parallel.comm.volume import (
     CommRecord,
     CommRecorder,
     count_bytes,

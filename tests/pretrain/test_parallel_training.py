@@ -1,0 +1,168 @@
+"""`pretrain` on 2 and 4 gloo ranks, run in each rank as a user's torchrun would run it, gives
+the one-rank run's losses, grad norms and final weights: tensor, sequence, context and data
+parallelism, the distributed optimizer, overlap, and their combinations.
+
+Every run is fp32 with dropout 0 and `--use-cpu-initialization`, so each layout starts from the
+same weights and the only differences are the order of floating-point sums (well below 1e-5).
+The `eager` runs switch compilation off; the `compiled` ones take the default path, each
+transformer layer a torch.compile region with the collectives run eagerly between its graphs.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+import torch.distributed as dist
+from gpt_models.tp_shards import TensorSplit, merge_tensor_parallel_shards
+from gpt_pretrain_app.cli import parse_args
+from gpt_pretrain_app.flag_status import guard_flags
+from gpt_pretrain_app.run import run
+
+ITERATIONS = 10
+BASE = [
+    "--mock-data", "--tokenizer-type", "NullTokenizer", "--vocab-size", "255",
+    "--transformer-impl", "local", "--distributed-backend", "gloo",
+    "--num-layers", "2", "--hidden-size", "32", "--num-attention-heads", "4",
+    "--seq-length", "64", "--max-position-embeddings", "64", "--num-workers", "0",
+    "--micro-batch-size", "2", "--global-batch-size", "16", "--train-iters", str(ITERATIONS),
+    "--lr", "1e-3", "--lr-warmup-iters", "2", "--lr-decay-style", "cosine", "--clip-grad", "1.0",
+    "--log-interval", "1", "--eval-interval", "1000", "--eval-iters", "1", "--seed", "1234",
+    "--hidden-dropout", "0", "--attention-dropout", "0", "--use-cpu-initialization",
+]  # fmt: skip
+"""16 samples per step: 8 micro-batches on one rank, 4 per rank at DP2, 2 at DP4."""
+LLAMA = ["--swiglu", "--normalization", "RMSNorm", "--position-embedding-type", "rope",
+         "--disable-bias-linear", "--untie-embeddings-and-output-weights",
+         "--group-query-attention", "--num-query-groups", "2", "--ffn-hidden-size", "64"]  # fmt: skip
+
+
+def _set_compile(path: str) -> None:
+    if path == "eager":
+        os.environ["GPT_STACK_COMPILE"] = "off"
+    else:
+        os.environ.pop("GPT_STACK_COMPILE", None)
+        os.environ.pop("GPT_STACK_NO_COMPILE", None)
+
+
+def _weights(trainer) -> tuple[dict[str, torch.Tensor], dict[str, tuple[int, int]]]:
+    """This rank's parameters (full tensors for FSDP's DTensors) and their tensor-parallel split."""
+    weights, layout = {}, {}
+    for name, param in trainer.model.named_parameters():
+        value = param.detach()
+        if hasattr(value, "full_tensor"):
+            value = value.full_tensor()
+        weights[name] = value.clone()
+        layout[name] = (getattr(param, "partition_dim", -1), getattr(param, "partition_stride", 1))
+    return weights, layout
+
+
+def train_on_rank(argv: list[str], path: str) -> dict:
+    """One rank of a pretrain run; the harness has initialised torch.distributed."""
+    _set_compile(path)
+    trainers: list = []
+    assert run(parse_args(argv), guard_flags, trainer_out=trainers) == 0
+    trainer = trainers[0]
+    weights, layout = _weights(trainer)
+    return {
+        "lm_loss": trainer.history.lm_loss,
+        "grad_norm": trainer.history.grad_norm,
+        "weights": weights,
+        "layout": layout,
+        "rank": dist.get_rank(),
+    }
+
+
+_REFERENCES: dict[tuple[str, str], dict] = {}
+
+
+def one_rank_reference(model: str, path: str, tmp_path_factory) -> dict:
+    """The one-rank run of `model` (cached: every layout compares with the same run)."""
+    key = (model, path)
+    if key not in _REFERENCES:
+        old = os.environ.get("GPT_STACK_COMPILE")
+        try:
+            _set_compile(path)
+            argv = BASE + (LLAMA if model == "llama" else [])
+            trainers: list = []
+            assert run(parse_args(argv), guard_flags, trainer_out=trainers) == 0
+            weights, _ = _weights(trainers[0])
+            history = trainers[0].history
+            _REFERENCES[key] = {
+                "lm_loss": history.lm_loss,
+                "grad_norm": history.grad_norm,
+                "weights": weights,
+            }
+        finally:
+            if old is None:
+                os.environ.pop("GPT_STACK_COMPILE", None)
+            else:
+                os.environ["GPT_STACK_COMPILE"] = old
+    return _REFERENCES[key]
+
+
+def full_weights(ranks: list[dict], tp: int) -> dict[str, torch.Tensor]:
+    """The whole model from the first tensor-parallel group's shards (ranks 0..tp-1)."""
+    shards = [r["weights"] for r in ranks[:tp]]
+    layout = {k: TensorSplit(*v) for k, v in ranks[0]["layout"].items()}
+    return merge_tensor_parallel_shards(shards, layout)
+
+
+LAYOUTS = {
+    "tp2": (2, ["--tensor-model-parallel-size", "2"]),
+    "tp2-sp": (2, ["--tensor-model-parallel-size", "2", "--sequence-parallel"]),
+    "dp2": (2, []),
+    "dp2-distopt": (2, ["--use-distributed-optimizer"]),
+    "dp2-overlap": (2, ["--use-distributed-optimizer", "--overlap-grad-reduce",
+                        "--overlap-param-gather", "--ddp-bucket-size", "2000"]),
+    "dp2-average-in-collective": (2, ["--ddp-average-in-collective", "--overlap-grad-reduce",
+                                      "--ddp-num-buckets", "3"]),
+    "cp2-p2p": (2, ["--context-parallel-size", "2", "--cp-comm-type", "p2p"]),
+    "cp2-allgather": (2, ["--context-parallel-size", "2", "--cp-comm-type", "allgather"]),
+    "cp2-a2a": (2, ["--context-parallel-size", "2", "--cp-comm-type", "a2a"]),
+    "cp4-a2a+p2p": (4, ["--context-parallel-size", "4", "--cp-comm-type", "a2a+p2p",
+                        "--hierarchical-context-parallel-sizes", "2", "2"]),
+    "tp2-dp2": (4, ["--tensor-model-parallel-size", "2"]),
+    "tp2-cp2": (4, ["--tensor-model-parallel-size", "2", "--context-parallel-size", "2"]),
+    "tp2-dp2-distopt": (4, ["--tensor-model-parallel-size", "2", "--use-distributed-optimizer",
+                            "--sequence-parallel"]),
+    "fsdp2": (2, ["--use-torch-fsdp2"]),
+    "fsdp2-no-reshard": (2, ["--use-torch-fsdp2", "--torch-fsdp2-no-reshard-after-forward"]),
+    "mfsdp-no_shard": (2, ["--use-megatron-fsdp", "--data-parallel-sharding-strategy", "no_shard"]),
+    "mfsdp-optim": (2, ["--use-megatron-fsdp", "--data-parallel-sharding-strategy", "optim"]),
+    "mfsdp-optim_grads": (2, ["--use-megatron-fsdp", "--data-parallel-sharding-strategy",
+                              "optim_grads"]),
+    "mfsdp-optim_grads_params": (2, ["--use-megatron-fsdp", "--data-parallel-sharding-strategy",
+                                     "optim_grads_params"]),
+}  # fmt: skip
+EAGER = [("gpt", name, "eager") for name in LAYOUTS] + [
+    ("llama", name, "eager") for name in ("tp2-sp", "cp2-p2p", "tp2-dp2-distopt")
+]
+COMPILED = [("gpt", name, "compiled") for name in ("tp2-sp", "dp2-distopt", "cp2-p2p")]
+
+
+def check_same_run(ranks: list[dict], reference: dict, tp: int) -> None:
+    for out in ranks:
+        assert len(out["lm_loss"]) == ITERATIONS
+        for ours, theirs in zip(out["lm_loss"], reference["lm_loss"], strict=True):
+            assert ours == pytest.approx(theirs, rel=1e-5)
+        for ours, theirs in zip(out["grad_norm"], reference["grad_norm"], strict=True):
+            assert ours == pytest.approx(theirs, rel=1e-4)
+    weights = full_weights(ranks, tp)
+    assert weights.keys() == reference["weights"].keys()
+    for name, value in reference["weights"].items():
+        torch.testing.assert_close(weights[name], value, rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("model,layout,path", EAGER + COMPILED)
+def test_parallel_run_equals_the_one_rank_run(run_on_ranks, tmp_path_factory, model, layout, path):
+    world, flags = LAYOUTS[layout]
+    argv = BASE + (LLAMA if model == "llama" else []) + flags
+    reference = one_rank_reference(model, path, tmp_path_factory)
+    ranks = run_on_ranks(train_on_rank, world, argv, path, timeout=300)
+    tp = (
+        int(flags[flags.index("--tensor-model-parallel-size") + 1])
+        if "--tensor-model-parallel-size" in flags
+        else 1
+    )
+    check_same_run(ranks, reference, tp)
