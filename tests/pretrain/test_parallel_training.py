@@ -18,6 +18,7 @@ import torch.distributed as dist
 from gpt_models.tp_shards import TensorSplit, merge_tensor_parallel_shards
 from gpt_pretrain_app.cli import parse_args
 from gpt_pretrain_app.flag_status import guard_flags
+from gpt_pretrain_app.pipeline_setup import ModelChunks, global_named_parameters
 from gpt_pretrain_app.run import run
 
 ITERATIONS = 10
@@ -46,9 +47,12 @@ def _set_compile(path: str) -> None:
 
 
 def _weights(trainer) -> tuple[dict[str, torch.Tensor], dict[str, tuple[int, int]]]:
-    """This rank's parameters (full tensors for FSDP's DTensors) and their tensor-parallel split."""
+    """This rank's parameters (full tensors for FSDP's DTensors; named as in the one-process
+    model for pipeline chunks) and their tensor-parallel split."""
     weights, layout = {}, {}
-    for name, param in trainer.model.named_parameters():
+    model = trainer.model
+    named = global_named_parameters(model) if isinstance(model, ModelChunks) else None
+    for name, param in named or model.named_parameters():
         value = param.detach()
         if hasattr(value, "full_tensor"):
             value = value.full_tensor()
@@ -76,6 +80,17 @@ def train_on_rank(argv: list[str], path: str) -> dict:
 _REFERENCES: dict[tuple[str, str], dict] = {}
 
 
+def model_argv(model: str) -> list[str]:
+    """The flags of one of the models: gpt (2 layers), gpt4 (4 layers), llama (2 layers)."""
+    if model == "gpt4":
+        return [
+            *BASE[: BASE.index("--num-layers") + 1],
+            "4",
+            *BASE[BASE.index("--num-layers") + 2 :],
+        ]
+    return BASE + (LLAMA if model == "llama" else [])
+
+
 def one_rank_reference(model: str, path: str, tmp_path_factory) -> dict:
     """The one-rank run of `model` (cached: every layout compares with the same run)."""
     key = (model, path)
@@ -83,7 +98,7 @@ def one_rank_reference(model: str, path: str, tmp_path_factory) -> dict:
         old = os.environ.get("GPT_STACK_COMPILE")
         try:
             _set_compile(path)
-            argv = BASE + (LLAMA if model == "llama" else [])
+            argv = model_argv(model)
             trainers: list = []
             assert run(parse_args(argv), guard_flags, trainer_out=trainers) == 0
             weights, _ = _weights(trainers[0])
@@ -101,11 +116,16 @@ def one_rank_reference(model: str, path: str, tmp_path_factory) -> dict:
     return _REFERENCES[key]
 
 
-def full_weights(ranks: list[dict], tp: int) -> dict[str, torch.Tensor]:
-    """The whole model from the first tensor-parallel group's shards (ranks 0..tp-1)."""
-    shards = [r["weights"] for r in ranks[:tp]]
-    layout = {k: TensorSplit(*v) for k, v in ranks[0]["layout"].items()}
-    return merge_tensor_parallel_shards(shards, layout)
+def full_weights(ranks: list[dict], tp: int, pp: int) -> dict[str, torch.Tensor]:
+    """The whole model: each pipeline stage's first tensor-parallel group merged (ranks are
+    laid out tp fastest, pp slowest), the stages' parameters together."""
+    stride = len(ranks) // pp
+    weights: dict[str, torch.Tensor] = {}
+    for stage in range(pp):
+        group = ranks[stage * stride : stage * stride + tp]
+        layout = {k: TensorSplit(*v) for k, v in group[0]["layout"].items()}
+        weights.update(merge_tensor_parallel_shards([r["weights"] for r in group], layout))
+    return weights
 
 
 LAYOUTS = {
@@ -141,14 +161,15 @@ EAGER = [("gpt", name, "eager") for name in LAYOUTS] + [
 COMPILED = [("gpt", name, "compiled") for name in ("tp2-sp", "dp2-distopt", "cp2-p2p")]
 
 
-def check_same_run(ranks: list[dict], reference: dict, tp: int) -> None:
-    for out in ranks:
+def check_same_run(ranks: list[dict], reference: dict, tp: int, pp: int = 1) -> None:
+    # With pipeline parallelism the losses are known on the last stage only.
+    for out in ranks[len(ranks) - len(ranks) // pp :]:
         assert len(out["lm_loss"]) == ITERATIONS
         for ours, theirs in zip(out["lm_loss"], reference["lm_loss"], strict=True):
             assert ours == pytest.approx(theirs, rel=1e-5)
         for ours, theirs in zip(out["grad_norm"], reference["grad_norm"], strict=True):
             assert ours == pytest.approx(theirs, rel=1e-4)
-    weights = full_weights(ranks, tp)
+    weights = full_weights(ranks, tp, pp)
     assert weights.keys() == reference["weights"].keys()
     for name, value in reference["weights"].items():
         torch.testing.assert_close(weights[name], value, rtol=1e-4, atol=1e-5, msg=name)
@@ -157,12 +178,46 @@ def check_same_run(ranks: list[dict], reference: dict, tp: int) -> None:
 @pytest.mark.parametrize("model,layout,path", EAGER + COMPILED)
 def test_parallel_run_equals_the_one_rank_run(run_on_ranks, tmp_path_factory, model, layout, path):
     world, flags = LAYOUTS[layout]
-    argv = BASE + (LLAMA if model == "llama" else []) + flags
+    argv = model_argv(model) + flags
     reference = one_rank_reference(model, path, tmp_path_factory)
     ranks = run_on_ranks(train_on_rank, world, argv, path, timeout=300)
-    tp = (
-        int(flags[flags.index("--tensor-model-parallel-size") + 1])
-        if "--tensor-model-parallel-size" in flags
-        else 1
+    check_same_run(ranks, reference, _size(flags, "--tensor-model-parallel-size"))
+
+
+def _size(flags: list[str], flag: str) -> int:
+    return int(flags[flags.index(flag) + 1]) if flag in flags else 1
+
+
+PIPELINES = {
+    "pp2": (2, "gpt", ["--pipeline-model-parallel-size", "2"]),
+    "pp2-untied": (2, "llama", ["--pipeline-model-parallel-size", "2"]),
+    "pp4": (4, "gpt4", ["--pipeline-model-parallel-size", "4"]),
+    "pp2-vpp2": (2, "gpt4", ["--pipeline-model-parallel-size", "2",
+                             "--num-layers-per-virtual-pipeline-stage", "1"]),
+    "pp2-uneven": (2, "gpt4", ["--pipeline-model-parallel-size", "2",
+                               "--decoder-first-pipeline-num-layers", "1",
+                               "--decoder-last-pipeline-num-layers", "3"]),
+    "pp2-layout": (2, "gpt4", ["--pipeline-model-parallel-size", "2",
+                               "--pipeline-model-parallel-layout", "Ettt|tL"]),
+    "pp2-tp2": (4, "gpt4", ["--pipeline-model-parallel-size", "2",
+                            "--tensor-model-parallel-size", "2", "--sequence-parallel"]),
+    "pp2-dp2-distopt": (4, "gpt4", ["--pipeline-model-parallel-size", "2",
+                                    "--use-distributed-optimizer"]),
+    "pp2-tp2-dp2": (8, "gpt4", ["--pipeline-model-parallel-size", "2",
+                                "--tensor-model-parallel-size", "2",
+                                "--use-distributed-optimizer", "--overlap-grad-reduce"]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("layout", sorted(PIPELINES))
+def test_pipeline_run_equals_the_one_rank_run(run_on_ranks, tmp_path_factory, layout):
+    world, model, flags = PIPELINES[layout]
+    reference = one_rank_reference(model, "eager", tmp_path_factory)
+    argv = model_argv(model) + flags
+    ranks = run_on_ranks(train_on_rank, world, argv, "eager", timeout=300)
+    check_same_run(
+        ranks,
+        reference,
+        _size(flags, "--tensor-model-parallel-size"),
+        _size(flags, "--pipeline-model-parallel-size"),
     )
-    check_same_run(ranks, reference, tp)

@@ -26,11 +26,14 @@ def torchrun(
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
-def test_the_original_tp2_run_is_reproduced_under_torchrun(tmp_path, golden_dir):
+@pytest.mark.parametrize("case", ["llama-tp2", "gpt-pp2"])
+def test_the_originals_parallel_run_is_reproduced_under_torchrun(tmp_path, golden_dir, case):
     """llama-tp2.json: both ranks load their own shard of the original's TP2 checkpoint
-    (`mp_rank_00`, `mp_rank_01`) with --finetune and print the original's 10 iterations."""
+    (`mp_rank_00`, `mp_rank_01`); gpt-pp2.json: each pipeline stage its own folder
+    (`mp_rank_00_000`, `mp_rank_00_001`), with embeddings tied across the stages. Both with
+    --finetune, and both print the original's 10 iterations."""
     shutil.copytree(golden_dir, tmp_path / "golden")
-    golden = json.loads((tmp_path / "golden" / "llama-tp2.json").read_text())
+    golden = json.loads((tmp_path / "golden" / f"{case}.json").read_text())
     assert golden["nproc"] == 2
     done = torchrun(2, golden["args"], tmp_path / "golden")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -45,9 +48,8 @@ def test_the_original_tp2_run_is_reproduced_under_torchrun(tmp_path, golden_dir)
     for ours, theirs in zip(lrs, golden["learning_rate"], strict=True):
         assert ours == pytest.approx(theirs, rel=1e-6)
     assert norms == [f"{n:.3f}" for n in golden["grad_norm"]]
-    assert (
-        "successfully loaded checkpoint from checkpoints/llama-tp2 [ t 1/2, p 1/1 ]" in done.stdout
-    )
+    where = "[ t 1/2, p 1/1 ]" if case == "llama-tp2" else "[ t 1/1, p 1/2 ]"
+    assert f"successfully loaded checkpoint from checkpoints/{case} {where}" in done.stdout
 
 
 TINY = [
@@ -60,13 +62,22 @@ TINY = [
 ]  # fmt: skip
 
 
-def test_four_processes_train_with_tensor_sequence_and_data_parallelism(tmp_path):
-    flags = ["--tensor-model-parallel-size", "2", "--sequence-parallel",
-             "--use-distributed-optimizer", "--overlap-grad-reduce"]  # fmt: skip
+@pytest.mark.parametrize(
+    "flags,sizes",
+    [
+        (["--tensor-model-parallel-size", "2", "--sequence-parallel",
+          "--use-distributed-optimizer", "--overlap-grad-reduce"],
+         "data-parallel size: 2, context-parallel size: 1"),
+        (["--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2"],
+         "data-parallel size: 1, context-parallel size: 1"),
+    ],
+    ids=["tp2-sp-dp2", "pp2-tp2"],
+)  # fmt: skip
+def test_four_processes_train_as_a_user_runs_them(tmp_path, flags, sizes):
     done = torchrun(4, TINY + flags, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
-    assert "using world size: 4, data-parallel size: 2" in out
+    assert f"using world size: 4, {sizes}" in out
     assert out.count(" iteration ") >= 3 and " validation loss at iteration 2 " in out
 
 
@@ -81,8 +92,13 @@ BAD_LAYOUTS = [
          "--num-query-groups", "2"],
      "--num-query-groups (2) must be divisible by --tensor-model-parallel-size (4)"),
     (2, ["--sequence-parallel"], "--sequence-parallel needs --tensor-model-parallel-size > 1"),
+    (2, ["--pipeline-model-parallel-size", "2", "--num-layers", "3"],
+     "--num-layers (3) must be divisible by --pipeline-model-parallel-size (2)"),
+    (2, ["--pipeline-model-parallel-size", "2", "--pipeline-model-parallel-layout", "Et|tt|L"],
+     "--pipeline-model-parallel-layout has 3 stages, not a multiple of "
+     "--pipeline-model-parallel-size 2"),
 ]  # fmt: skip
-IDS = ["world-size", "heads", "ffn", "query-groups", "sp-without-tp"]
+IDS = ["world-size", "heads", "ffn", "query-groups", "sp-without-tp", "pp-layers", "pp-layout"]
 
 
 @pytest.mark.parametrize(

@@ -432,12 +432,6 @@ def test_more_than_one_process_without_torchrun_is_a_one_line_error(tiny_args, c
     assert "WORLD_SIZE > 1 needs torchrun" in capsys.readouterr().err
 
 
-def test_pipeline_parallelism_is_refused_for_now(tiny_args, capsys, monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    assert main(tiny_args + ["--pipeline-model-parallel-size", "2"]) == 2
-    assert "--pipeline-model-parallel-size is not implemented yet" in capsys.readouterr().err
-
-
 # --------------------------------------------------------------------------- result checks
 
 

@@ -130,27 +130,37 @@ def grad_stats_group(run: RunConfig, state: ParallelState) -> Any:
 class GradFinalizer:
     """The step's gradient bookkeeping after the last micro-batch's backward."""
 
-    ddp: DistributedDataParallel | None
+    ddp: Any
     tp_group: Any
     partial_params: tuple[torch.nn.Parameter, ...]
+    embedding_group: Any = None
+    tied_embeddings: tuple[torch.nn.Parameter, ...] = ()
 
     @classmethod
-    def build(
-        cls, model: torch.nn.Module, ddp: DistributedDataParallel | None, state: ParallelState
-    ) -> GradFinalizer:
+    def build(cls, model: torch.nn.Module, ddp: Any, state: ParallelState) -> GradFinalizer:
         tp_group = state.group("tp")
         partial: tuple[torch.nn.Parameter, ...] = ()
         if group_size(tp_group) > 1:
             partial = tuple(p for p in model.parameters() if has_tensor_parallel_partial_grad(p))
-        return cls(ddp, tp_group, partial)
+        tied = tuple(p for p in model.parameters() if getattr(p, "shared_embedding", False))
+        embedding_group = state.group("embd") if tied else None
+        return cls(ddp, tp_group, partial, embedding_group, tied)
 
     def finish(self) -> None:
-        """Reduce the gradients over the data x context group, then sum the gradients each
-        tensor-parallel rank holds only in part (norms on sequence shards, q/k norms)."""
+        """Reduce the gradients over the data x context group, sum the gradients each
+        tensor-parallel rank holds only in part (norms on sequence shards, q/k norms), and
+        sum the tied word embeddings' gradients over the first and last pipeline stages (the
+        original's finalize_model_grads)."""
         if self.ddp is not None:
             self.ddp.finish_grad_sync()
         for param in self.partial_params:
-            grad = getattr(param, "main_grad", None)
-            grad = param.grad if grad is None else grad
-            if grad is not None:
-                all_reduce_(grad, self.tp_group, "sum")
+            _sum_grad(param, self.tp_group)
+        for param in self.tied_embeddings:
+            _sum_grad(param, self.embedding_group)
+
+
+def _sum_grad(param: torch.nn.Parameter, group: Any) -> None:
+    grad = getattr(param, "main_grad", None)
+    grad = param.grad if grad is None else grad
+    if grad is not None:
+        all_reduce_(grad, group, "sum")

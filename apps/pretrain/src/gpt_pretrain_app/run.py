@@ -7,6 +7,7 @@ vocabulary -> model -> `--load` -> optimizer and scheduler -> data -> train -> v
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -46,6 +47,13 @@ from .parallel_setup import (
     uses_fsdp,
     wrap_data_parallel,
     wrap_fully_sharded,
+)
+from .pipeline_setup import (
+    ModelChunks,
+    PipelineStep,
+    build_model_chunks,
+    pipeline_plan,
+    tie_embeddings_across_stages,
 )
 from .result_checks import ResultChecks, UnexpectedResult
 from .run_config import RunConfig
@@ -184,16 +192,36 @@ def set_up(args: argparse.Namespace, guard_flags) -> Setup:
     out.log("building GPT model ...")
     config = config.with_model(build_transformer_config(config, out.warn))
     tensor, context = model_partitions(config, state)
-    model = build_model(
-        config.model, process.device, compile=compile_mode, partition=tensor, context=context
-    )
+    pipeline = None
+    if state.pp_size > 1:
+        plan = pipeline_plan(config)
+        model = build_model_chunks(
+            config,
+            plan,
+            state.pp_rank,
+            process.device,
+            compile=compile_mode,
+            partition=tensor,
+            context=context,
+        )
+        tie_embeddings_across_stages(model, state)
+        pipeline = PipelineStep.build(config, state)
+    else:
+        model = build_model(
+            config.model, process.device, compile=compile_mode, partition=tensor, context=context
+        )
     out.log(
         " > number of parameters on (tensor, pipeline) model parallel rank "
         f"({state.tp_rank}, {state.pp_rank}): {count_parameters(model)}"
     )
     if config.checkpoint.load:
         load_pretrained_weights(
-            model, config, tp_rank=state.tp_rank, pp_rank=state.pp_rank, log=out.log, warn=out.warn
+            _single_chunk(model),
+            config,
+            tp_rank=state.tp_rank,
+            pp_rank=state.pp_rank,
+            log=out.log,
+            warn=out.warn,
         )
     trainer_parts = _optimization(config, model, state)
     out.log(datetime_marker("after model, optimizer, and learning rate scheduler are built"))
@@ -209,10 +237,11 @@ def set_up(args: argparse.Namespace, guard_flags) -> Setup:
         barrier=dist.barrier if process.world_size > 1 else None,
         log=out.log,
     )
+    data = _agree_on_data_flags(data)
     out.log(datetime_marker("after dataloaders are built"))
     out.log("done with setup ...")
     writer = open_writers(config, process.is_last)
-    trainer = _trainer(config, model, trainer_parts, process, state, writer, out.log_last)
+    trainer = _trainer(config, model, trainer_parts, process, state, writer, out.log_last, pipeline)
     return Setup(config, process, state, tokenizer, model, data, trainer, writer, out.log)
 
 
@@ -276,6 +305,7 @@ def _trainer(
     state: ParallelState,
     writer: MetricWriter,
     log_last: Log,
+    pipeline: PipelineStep | None,
 ) -> Trainer:
     loop = config.loop
     checks = ResultChecks(
@@ -305,6 +335,31 @@ def _trainer(
         finalizer=parts.finalizer,
         context_parallel=(state.cp_rank, state.cp_size),
         dp_group=state.group("dp"),
+        pipeline=pipeline,
+    )
+
+
+def _single_chunk(model: torch.nn.Module) -> torch.nn.Module:
+    """The module `--load` fills: the model, or a pipeline rank's only chunk."""
+    if not isinstance(model, ModelChunks):
+        return model
+    if len(model) > 1:
+        raise ArgsError(
+            "--load with virtual pipeline stages (several model chunks per rank) is not "
+            "implemented yet"
+        )
+    return model[0]
+
+
+def _agree_on_data_flags(data: DataIterators) -> DataIterators:
+    """Whether to train, validate and test, as the ranks that read data decided (middle
+    pipeline stages read none but must run the same schedule)."""
+    if not dist.is_initialized():
+        return data
+    flags = torch.tensor([data.do_train, data.do_valid, data.do_test], dtype=torch.int)
+    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    return dataclasses.replace(
+        data, do_train=bool(flags[0]), do_valid=bool(flags[1]), do_test=bool(flags[2])
     )
 
 

@@ -48,6 +48,9 @@ class StepSettings:
     """The DistributedDataParallel wrapper: gradients are reduced after the last micro-batch."""
     finalizer: Any = None
     """A GradFinalizer run after the last backward (DP reduction, tensor-parallel sums)."""
+    pipeline: Any = None
+    """A PipelineStep when --pipeline-model-parallel-size > 1: the model is this rank's chunks
+    and the micro-batches run through the pipeline schedule."""
 
 
 @dataclass
@@ -103,7 +106,14 @@ def forward_microbatch(
         attention_mask=batch.get("attention_mask"),
         labels=batch["labels"],
     )
-    mask = batch["loss_mask"].reshape(-1).float()
+    return masked_loss(per_token, batch["loss_mask"], checks)
+
+
+def masked_loss(
+    per_token: torch.Tensor, loss_mask: torch.Tensor, checks: ResultChecks | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of the per-token losses the mask keeps, their count): the original's loss_func."""
+    mask = loss_mask.reshape(-1).float()
     loss_sum = torch.sum(per_token.reshape(-1).float() * mask)
     num_tokens = mask.sum().to(torch.int)
     if checks is not None:
@@ -124,6 +134,17 @@ def forward_backward(
     timers: Timers | None = None,
 ) -> tuple[list[dict[str, torch.Tensor]], torch.Tensor]:
     """Every micro-batch of one iteration; returns their loss reports and the token count."""
+    if settings.pipeline is not None:
+        return pipelined_forward_backward(
+            model,
+            data_iterator,
+            num_microbatches,
+            settings,
+            device,
+            forward_only=forward_only,
+            optimizer=optimizer,
+            checks=checks,
+        )
     reports: list[dict[str, torch.Tensor]] = []
     total_tokens = torch.zeros((), dtype=torch.int, device=device)
     grad_context = torch.no_grad() if forward_only else contextlib.nullcontext()
@@ -151,6 +172,70 @@ def forward_backward(
                 optimizer.scale_loss(loss).backward()
             _stop(timers, "backward-compute")
     return reports, total_tokens
+
+
+def pipelined_forward_backward(
+    chunks: torch.nn.Module,
+    data_iterator: Any,
+    num_microbatches: int,
+    settings: StepSettings,
+    device: torch.device,
+    *,
+    forward_only: bool,
+    optimizer: Any = None,
+    checks: ResultChecks | None = None,
+) -> tuple[list[dict[str, torch.Tensor]], torch.Tensor]:
+    """One iteration through the pipeline schedule: the first stage reads each micro-batch's
+    tokens, the last its labels and loss mask (both from their own data iterator, in
+    micro-batch order); the reports and the token count come from the last stage (the count
+    is shared with every stage for --calculate-per-token-loss)."""
+    batches: list[dict] = []
+
+    def batch(index: int) -> dict:
+        while len(batches) <= index:
+            fresh = next_batch(data_iterator, device, settings.use_causal_shortcut)
+            if settings.vocab_size is not None:
+                check_batch_ids(fresh, settings.vocab_size)
+            batches.append(context_parallel_part(fresh, *settings.context_parallel))
+        return batches[index]
+
+    tokens_seen: list[torch.Tensor] = []
+
+    def forward_step(chunk_index: int, index: int, input_tensor: torch.Tensor | None):
+        chunk = chunks[chunk_index]
+        data = batch(index) if (chunk.pre_process or chunk.post_process) else {}
+        output = chunk(
+            data["tokens"] if chunk.pre_process else None,
+            position_ids=data.get("position_ids"),
+            attention_mask=data.get("attention_mask"),
+            labels=data["labels"] if chunk.post_process else None,
+            decoder_input=input_tensor,
+        )
+        if not chunk.post_process:
+            return output, None
+        loss_sum, num_tokens = masked_loss(output, data["loss_mask"], checks)
+        tokens_seen.append(num_tokens)
+        report = {LOSS_KEY: torch.stack([loss_sum.detach(), num_tokens.float()])}
+        loss = loss_for_backward(
+            loss_sum, num_tokens, num_microbatches, settings.calculate_per_token_loss
+        )
+        return loss, report
+
+    grad_context = torch.no_grad() if forward_only else contextlib.nullcontext()
+    with grad_context:
+        reports = settings.pipeline.run(
+            chunks,
+            forward_step,
+            num_microbatches,
+            forward_only=forward_only,
+            no_sync=None if settings.ddp is None else settings.ddp.no_sync,
+            grad_scale=None if forward_only else optimizer.scale_loss,
+            device=device,
+        )
+    total = torch.zeros((), dtype=torch.int, device=device)
+    for count in tokens_seen:
+        total += count
+    return reports, settings.pipeline.share_token_count(total)
 
 
 def _accumulating(ddp: Any, last: bool) -> contextlib.AbstractContextManager:

@@ -90,6 +90,9 @@ class Trainer:
     """(rank, size) of this process in the context-parallel group."""
     dp_group: Any = None
     """The data-parallel group, for --check-weight-hash-across-dp-replicas-interval."""
+    pipeline: Any = None
+    """The PipelineStep when the model is split into pipeline stages (`model` is then this
+    rank's chunks), else None."""
     state: TrainState = field(default_factory=TrainState)
     history: TrainHistory = field(default_factory=TrainHistory)
 
@@ -111,6 +114,7 @@ class Trainer:
             context_parallel=self.context_parallel,
             ddp=self.ddp,
             finalizer=self.finalizer,
+            pipeline=self.pipeline,
         )
 
     def iteration_flops(self, batch_size: int) -> float:
@@ -350,7 +354,7 @@ class Trainer:
                     self.device,
                     forward_only=True,
                 )
-                for key in reports[0]:
+                for key in reports[0] if reports else ():  # reports: last stage only
                     summed = torch.stack([r[key] for r in reports]).sum(dim=0)
                     all_reduce_(summed, self.dp_cp_group, "sum")
                     totals[key] = totals.get(key, torch.zeros(2)) + summed.cpu()
@@ -370,8 +374,8 @@ class Trainer:
             gc.collect()
         self.timers("evaluate", log_level=0).start()
         for index, iterator in enumerate(iterators):
-            if iterator is None:
-                continue
+            if iterator is None and self.pipeline is None:
+                continue  # middle pipeline stages read no data but run the schedule
             losses = self.evaluate(
                 iterator, c.evaluation.eval_iters if eval_iters is None else eval_iters
             )

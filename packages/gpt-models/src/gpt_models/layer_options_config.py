@@ -74,7 +74,7 @@ class LayerOptionsConfig:
         None,
         "--use-cpu-initialization",
         action="store_true",
-        help="If set, initialize weights on the CPU. This eliminates init differences based on tensor parallelism.",
+        help="If set, initialize weights on the CPU. This eliminates init differences based on tensor parallelism. (gpt-stack: weights are always drawn on the CPU, and a pipeline stage draws exactly the one-process model's weights for its layers, so every tensor, pipeline and virtual-stage layout starts from the same model; the original seeds stage p with seed + 100 * p instead.)",
         status=EFFECTIVE,
     )
     checkpoint_activations: bool = flag(

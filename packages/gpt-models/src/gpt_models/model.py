@@ -49,6 +49,7 @@ class GPTModel(nn.Module):
         layer_numbers: Sequence[int] | None = None,
         device: torch.device | str | None = None,
         init_generator: torch.Generator | None = None,
+        layout_independent_init: bool = False,
     ) -> None:
         """Build (and, unless on the meta device, initialise) the model.
 
@@ -57,6 +58,8 @@ class GPTModel(nn.Module):
         full spec list and its own numbers. ``init_generator`` None draws from torch's default
         generator, as the original does after seeding it. ``provider`` (default: the local
         one, one rank, no compilation) decides kernels, compilation and this rank's slice.
+        ``layout_independent_init`` makes a pipeline stage draw exactly the one-process
+        model's weights for the layers it holds (``init.initialize_gpt_parameters``).
         """
         super().__init__()
         self.config = config
@@ -66,7 +69,8 @@ class GPTModel(nn.Module):
         all_specs = tuple(specs) if specs is not None else gpt_block_spec(config)
         if len(all_specs) != config.num_layers:
             raise ValueError(f"{len(all_specs)} layer specs for --num-layers {config.num_layers}")
-        numbers = list(layer_numbers or range(1, config.num_layers + 1))
+        numbers = list(range(1, config.num_layers + 1) if layer_numbers is None else layer_numbers)
+        self.layout_independent_init = layout_independent_init
         self.share_embeddings_and_output_weights = config.share_embeddings_and_output_weights
 
         self.embedding = self.provider.embedding(device) if pre_process else None
@@ -121,7 +125,13 @@ class GPTModel(nn.Module):
 
     def initialize_parameters(self, generator: torch.Generator | None = None) -> None:
         """(Re)draw all weights like the original's CPU initialisation (this rank's slices)."""
-        initialize_gpt_parameters(self, self.config, generator, self.provider.partition)
+        initialize_gpt_parameters(
+            self,
+            self.config,
+            generator,
+            self.provider.partition,
+            layout_independent=self.layout_independent_init,
+        )
 
     def output_weight(self) -> torch.Tensor | None:
         """The matrix the output layer multiplies by (the word embeddings when tied)."""

@@ -249,7 +249,8 @@ class TrainingParallelConfig:
         "--pipeline-model-parallel-comm-backend",
         choices=("nccl", "ucc"),
         help="Select a communicator backend for pipeline parallel communication. If None, the default backend will be used.",
-        status=NOT_IMPLEMENTED,
+        status=NEEDS_GPU,
+        reason="an NCCL or UCC communicator for the pipeline group (CPU runs use gloo)",
     )
     high_priority_stream_groups: list[str] = flag(
         [],

@@ -34,27 +34,27 @@ class DistributedConfig:
         "--pipeline-model-parallel-size",
         type=int,
         help="Degree of pipeline model parallelism.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     decoder_first_pipeline_num_layers: int | None = flag(
         None,
         "--decoder-first-pipeline-num-layers",
         type=int,
         help="The number of transformer layers on the first pipeline stage of the decoder. Default None is even split of transformer layers across all pipeline stages",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     decoder_last_pipeline_num_layers: int | None = flag(
         None,
         "--decoder-last-pipeline-num-layers",
         type=int,
         help="The number of transformer layers on the last pipeline stage of the decoder. Default None is even split of transformer layers across all pipeline stages",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     pipeline_model_parallel_layout: str | None = flag(
         None,
         "--pipeline-model-parallel-layout",
         help='A string that describes a custom pipeline model parallel layout. e.g., "E|(t|)*3,m|m||L". E, L, t, m denotes embedding, loss, transformer decoder layer, and mtp layer, respectively. Stages are split by "|". Replicated stages or layers can be described with multiplication. Commas can be used cosmetically. Default None is not using this argument to set the layout.',
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     model_parallel_size: int | None = flag(
         None,
@@ -70,28 +70,28 @@ class DistributedConfig:
         "--num-layers-per-virtual-pipeline-stage",
         type=int,
         help="Number of layers per virtual pipeline stage",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     num_virtual_stages_per_pipeline_rank: int | None = flag(
         None,
         "--num-virtual-stages-per-pipeline-rank",
         type=int,
         help="Number of virtual pipeline stages per pipeline parallelism rank",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     microbatch_group_size_per_vp_stage: int | None = flag(
         None,
         "--microbatch-group-size-per-virtual-pipeline-stage",
         type=int,
         help="Number of contiguous microbatches per virtual pipeline stage",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     overlap_p2p_comm: bool = flag(
         True,
         "--no-overlap-p2p-communication",
         action="store_false",
         help="overlap pipeline parallel communication with forward and backward chunks in 1F1B",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     overlap_p2p_comm_warmup_flush: bool = flag(
         False,
@@ -126,14 +126,16 @@ class DistributedConfig:
         "--defer-embedding-wgrad-compute",
         action="store_true",
         help="If set, defers the vocabulary projection linear layer weightgradient compute to pipeline flush.",
-        status=NOT_IMPLEMENTED,
+        status=NEEDS_GPU,
+        reason="the fused CUDA weight-gradient accumulation (--gradient-accumulation-fusion) it defers",
     )
     wgrad_deferral_limit: int = flag(
         0,
         "--wgrad-deferral-limit",
         type=int,
         help="Number of micro-batches for whichweight gradient computation of vocabulary projection is deferred, defaults to 0 whichmeans all the micro-batches are deferred. Invalid if `defer-embedding-wgrad-compute`is not set",
-        status=NOT_IMPLEMENTED,
+        status=NEEDS_GPU,
+        reason="the fused CUDA weight-gradient accumulation (--gradient-accumulation-fusion) it defers",
     )
     align_grad_reduce: bool = flag(
         True,
@@ -196,7 +198,7 @@ class DistributedConfig:
         "--no-scatter-gather-tensors-in-pipeline",
         action="store_false",
         help="If not set, use scatter/gather to optimize communication of tensors in pipeline.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     use_ring_exchange_p2p: bool = flag(
         False,
@@ -224,14 +226,14 @@ class DistributedConfig:
         "--account-for-embedding-in-pipeline-split",
         action="store_true",
         help="If set, *input* embedding layer will be treated as a standard transformerlayer in the context of partition and placement for pipeline parallelism.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     account_for_loss_in_pipeline_split: bool = flag(
         False,
         "--account-for-loss-in-pipeline-split",
         action="store_true",
         help="If set, loss layer will be treated as a standard transformerlayer in the context of partition and placement for pipeline parallelism.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     use_distributed_optimizer: bool = flag(
         False,

@@ -19,7 +19,7 @@ from .data import resolve_data_sources
 from .deprecated import map_deprecated_flags
 from .misc import check_runtime
 from .model import check_recompute, resolve_model_features, resolve_model_shape
-from .parallel import resolve_parallel_sizes, resolve_virtual_pipeline
+from .parallel import check_pipeline_layout, resolve_parallel_sizes, resolve_virtual_pipeline
 from .precision import resolve_precision
 from .schedule import check_learning_rate, check_weight_decay, resolve_training_length
 
@@ -32,6 +32,7 @@ CHECKS = (
     resolve_precision,
     resolve_training_length,
     resolve_model_shape,
+    check_pipeline_layout,
     resolve_model_features,
     check_recompute,
     check_learning_rate,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from gpt_parallel.pipeline_layout import plan_pipeline_stages
+
+from ..errors import ArgsError
 from .context import Resolution, require
 
 
@@ -145,3 +148,24 @@ def resolve_virtual_pipeline(r: Resolution) -> None:
             a.num_layers % pp == 0,
             f"--num-layers ({a.num_layers}) must be divisible by --pipeline-model-parallel-size ({pp})",
         )
+
+
+def check_pipeline_layout(r: Resolution) -> None:
+    """Every pipeline stage gets whole layers (even split, first/last counts, the layout
+    string), checked before any process group exists so every rank stops with one line."""
+    a = r.args
+    if a.pipeline_model_parallel_size == 1 and a.pipeline_model_parallel_layout is None:
+        return
+    try:
+        plan_pipeline_stages(
+            num_layers=a.num_layers,
+            pipeline_model_parallel_size=a.pipeline_model_parallel_size,
+            virtual_pipeline_model_parallel_size=a.virtual_pipeline_model_parallel_size,
+            decoder_first_pipeline_num_layers=a.decoder_first_pipeline_num_layers,
+            decoder_last_pipeline_num_layers=a.decoder_last_pipeline_num_layers,
+            account_for_embedding_in_pipeline_split=a.account_for_embedding_in_pipeline_split,
+            account_for_loss_in_pipeline_split=a.account_for_loss_in_pipeline_split,
+            pipeline_model_parallel_layout=a.pipeline_model_parallel_layout,
+        )
+    except ValueError as err:
+        raise ArgsError(str(err)) from None
