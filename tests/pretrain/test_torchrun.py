@@ -26,12 +26,13 @@ def torchrun(
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.parametrize("case", ["llama-tp2", "gpt-pp2"])
+@pytest.mark.parametrize("case", ["llama-tp2", "gpt-pp2", "gpt-pp2-resume"])
 def test_the_originals_parallel_run_is_reproduced_under_torchrun(tmp_path, golden_dir, case):
     """llama-tp2.json: both ranks load their own shard of the original's TP2 checkpoint
     (`mp_rank_00`, `mp_rank_01`); gpt-pp2.json: each pipeline stage its own folder
     (`mp_rank_00_000`, `mp_rank_00_001`), with embeddings tied across the stages. Both with
-    --finetune, and both print the original's 10 iterations."""
+    --finetune, and both print the original's 10 iterations. gpt-pp2-resume.json: each stage
+    resumes the original's PP2 run at iteration 5 (no --finetune) and prints iterations 6-10."""
     shutil.copytree(golden_dir, tmp_path / "golden")
     golden = json.loads((tmp_path / "golden" / f"{case}.json").read_text())
     assert golden["nproc"] == 2
@@ -39,7 +40,7 @@ def test_the_originals_parallel_run_is_reproduced_under_torchrun(tmp_path, golde
     assert done.returncode == 0, done.stderr[-3000:]
     printed = [LINE.search(line) for line in done.stdout.splitlines() if " iteration " in line]
     printed = [m for m in printed if m]
-    assert len(printed) == 10, done.stdout[-3000:]
+    assert len(printed) == len(golden["lm_loss"]), done.stdout[-3000:]
     lrs = [float(m[1]) for m in printed]
     losses = [float(m[2]) for m in printed]
     norms = [m[3] for m in printed]
@@ -50,6 +51,8 @@ def test_the_originals_parallel_run_is_reproduced_under_torchrun(tmp_path, golde
     assert norms == [f"{n:.3f}" for n in golden["grad_norm"]]
     where = "[ t 1/2, p 1/1 ]" if case == "llama-tp2" else "[ t 1/1, p 1/2 ]"
     assert f"successfully loaded checkpoint from checkpoints/{case} {where}" in done.stdout
+    if case == "gpt-pp2-resume":
+        assert " iteration        6/      10 |" in done.stdout
 
 
 TINY = [

@@ -1,8 +1,7 @@
-"""`--load`: start from the weights of a checkpoint the original wrote (`--ckpt-format torch`).
-
-With `--finetune` the original loads the model only and starts at iteration 0 with a fresh
-optimizer, scheduler and data; that is what is supported here. Resuming a run (optimizer,
-scheduler, RNG and sample counters) comes with our own checkpoint writer.
+"""`--load`: the weights of a checkpoint in the original's `--ckpt-format torch` layout (the
+original's own, or ours). With `--finetune` only the model is loaded and the run starts at
+iteration 0 with a fresh optimizer, scheduler and data; without it the run resumes
+(`checkpointing.Checkpointer.resume` restores the optimizer, scheduler, RNG and counters).
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from pathlib import Path
 import torch
 from gpt_ckpt.legacy_reader import (
     TRACKER_FILENAME,
+    LegacyCheckpoint,
     LegacyCheckpointError,
     read_legacy_checkpoint,
 )
@@ -28,10 +28,14 @@ def check_load_flags(run: RunConfig) -> None:
     """Refuse, before any work, what `--load` cannot do yet."""
     if not run.checkpoint.load:
         return
-    if not run.checkpoint.finetune:
+    if (
+        not run.checkpoint.finetune
+        and run.distributed.use_distributed_optimizer
+        and not run.checkpoint.no_load_optim
+    ):
         raise ArgsError(
-            "--load without --finetune (resuming the optimizer, scheduler and data position) "
-            "is not implemented yet; add --finetune to start from the checkpoint's weights"
+            "--load with --use-distributed-optimizer: reading the sharded optimizer state "
+            "(distrib_optim.pt) is not implemented yet; add --no-load-optim or --finetune"
         )
     if run.checkpoint.ckpt_format != "torch" and not run.checkpoint.auto_detect_ckpt_format:
         if _looks_distributed(Path(run.checkpoint.load)):
@@ -53,8 +57,9 @@ def load_pretrained_weights(
     pp_rank: int,
     log: Log,
     warn: Log,
-) -> int:
-    """Load this rank's model shard from `--load`; returns the checkpoint's iteration."""
+) -> LegacyCheckpoint | None:
+    """Load this rank's model shard from `--load`; returns the checkpoint read (None when
+    there is none and the run starts from random weights)."""
     load_dir = Path(run.checkpoint.load)
     tracker = load_dir / TRACKER_FILENAME
     if not tracker.is_file():
@@ -65,7 +70,7 @@ def load_pretrained_weights(
             )
         warn(f"WARNING: could not find the metadata file {tracker}")
         warn("    will not load any checkpoints and will start from random")
-        return 0
+        return None
     try:
         checkpoint = read_legacy_checkpoint(load_dir, tp_rank=tp_rank, pp_rank=pp_rank)
         log(f" loading checkpoint from {run.checkpoint.load} at iteration {checkpoint.iteration}")
@@ -78,4 +83,4 @@ def load_pretrained_weights(
         f"{run.distributed.tensor_model_parallel_size}, p {pp_rank + 1}/"
         f"{run.distributed.pipeline_model_parallel_size} ] at iteration {checkpoint.iteration}"
     )
-    return checkpoint.iteration
+    return checkpoint

@@ -24,10 +24,11 @@ from gpt_parallel.ddp import DistributedDataParallel
 from gpt_parallel.fsdp import DataParallel
 from gpt_parallel.grad_accumulation import FP32GradAccumulator
 from gpt_parallel.parallel_state import ParallelState
-from gpt_parallel.random import set_random_seed
+from gpt_parallel.random import RNGStatesTracker, set_random_seed
 from gpt_tokenizers import TokenizerError
 
 from .checkpoint_load import check_load_flags, load_pretrained_weights
+from .checkpointing import Checkpointer, check_save_flags
 from .cli import compile_choice
 from .data_setup import DataIterators, build_datasets_and_iterators, resolved_train_iters
 from .distributed import ProcessInfo, start_distributed, stop_distributed
@@ -167,6 +168,7 @@ def set_up(args: argparse.Namespace, guard_flags) -> Setup:
     config = validate_args(args, world_size=world_size)
     check_runnable_here(config)
     check_load_flags(config)
+    check_save_flags(config)
 
     if config.logging.logging_level is not None:
         logging.basicConfig(level=config.logging.logging_level)
@@ -185,7 +187,7 @@ def set_up(args: argparse.Namespace, guard_flags) -> Setup:
     tokenizer, padded = build_tokenizer_and_vocab(config, out.log)
     config = config.with_padded_vocab(padded)
     out.log(arguments_block(config.to_original_args()))
-    _seed(config, state, process, out.log)
+    tracker = _seed(config, state, process, out.log)
     out.log(datetime_marker("after megatron is initialized"))
     out.log(f"time to initialize megatron (seconds): {time.time() - start:.3f}")
 
@@ -214,8 +216,9 @@ def set_up(args: argparse.Namespace, guard_flags) -> Setup:
         " > number of parameters on (tensor, pipeline) model parallel rank "
         f"({state.tp_rank}, {state.pp_rank}): {count_parameters(model)}"
     )
+    checkpoint = None
     if config.checkpoint.load:
-        load_pretrained_weights(
+        checkpoint = load_pretrained_weights(
             _single_chunk(model),
             config,
             tp_rank=state.tp_rank,
@@ -223,6 +226,7 @@ def set_up(args: argparse.Namespace, guard_flags) -> Setup:
             log=out.log,
             warn=out.warn,
         )
+    resuming = checkpoint is not None and not config.checkpoint.finetune
     trainer_parts = _optimization(config, model, state)
     out.log(datetime_marker("after model, optimizer, and learning rate scheduler are built"))
 
@@ -235,6 +239,8 @@ def set_up(args: argparse.Namespace, guard_flags) -> Setup:
         # same ones); global rank 0 writes the index caches first, the others then read them.
         is_build_rank=state.is_pipeline_first_stage or state.is_pipeline_last_stage,
         barrier=dist.barrier if process.world_size > 1 else None,
+        consumed_train_samples=_saved_count(checkpoint, "consumed_train_samples", resuming),
+        consumed_valid_samples=_saved_count(checkpoint, "consumed_valid_samples", resuming),
         log=out.log,
     )
     data = _agree_on_data_flags(data)
@@ -242,10 +248,22 @@ def set_up(args: argparse.Namespace, guard_flags) -> Setup:
     out.log("done with setup ...")
     writer = open_writers(config, process.is_last)
     trainer = _trainer(config, model, trainer_parts, process, state, writer, out.log_last, pipeline)
+    trainer.checkpointer = Checkpointer(config, state, tracker, out.log)
+    if resuming:
+        trainer.checkpointer.resume(checkpoint, trainer)
     return Setup(config, process, state, tokenizer, model, data, trainer, writer, out.log)
 
 
-def _seed(config: RunConfig, state: ParallelState, process: ProcessInfo, log: Log) -> None:
+def _saved_count(checkpoint: Any, name: str, resuming: bool) -> int:
+    """A sample counter of the checkpoint being resumed (0 when starting afresh)."""
+    if not resuming:
+        return 0
+    return int(getattr(checkpoint.args, name, 0) or 0)
+
+
+def _seed(
+    config: RunConfig, state: ParallelState, process: ProcessInfo, log: Log
+) -> RNGStatesTracker:
     if config.loop.deterministic_mode:
         torch.use_deterministic_algorithms(True)
     log(f"> setting random seeds to {config.seed.seed} ...")
@@ -257,7 +275,7 @@ def _seed(config: RunConfig, state: ParallelState, process: ProcessInfo, log: Lo
         data_parallel_random_init=config.seed.data_parallel_random_init,
         device_type=process.device.type,
     )
-    del tracker  # dropout draws from the default generator on one tensor-parallel rank
+    return tracker  # checkpoints save and restore its streams
 
 
 @dataclass(frozen=True)

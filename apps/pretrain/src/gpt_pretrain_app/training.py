@@ -93,6 +93,9 @@ class Trainer:
     pipeline: Any = None
     """The PipelineStep when the model is split into pipeline stages (`model` is then this
     rank's chunks), else None."""
+    checkpointer: Any = None
+    """The Checkpointer that writes `--save` checkpoints (and resumed this run), or None."""
+    last_saved_iteration: int | None = None
     state: TrainState = field(default_factory=TrainState)
     history: TrainHistory = field(default_factory=TrainHistory)
 
@@ -190,7 +193,10 @@ class Trainer:
                     self.timers("interval-time").start()
 
                 self._check_weight_hashes()
+                if c.checkpoint.save_interval and state.iteration % c.checkpoint.save_interval == 0:
+                    self.save_checkpoint()
                 if self._should_exit(start_time):
+                    self.save_checkpoint()
                     break
                 if (
                     c.loop.manual_gc
@@ -202,8 +208,26 @@ class Trainer:
             self.timers("interval-time").stop()
             if c.loop.manual_gc and gc_was_enabled:
                 gc.enable()
+        if state.iteration != 0:
+            self.save_checkpoint()  # the last iteration, unless just saved
         self.writer.flush()
         return exit_code
+
+    def save_checkpoint(self) -> None:
+        """`--save`: write this iteration's checkpoint, once."""
+        if not self.config.checkpoint.save or self.checkpointer is None:
+            return
+        if self.last_saved_iteration == self.state.iteration:
+            return
+        overlap = getattr(getattr(self.ddp, "config", None), "overlap_param_gather", False)
+        if overlap:
+            self.ddp.disable_forward_pre_hook()  # every parameter gathered before it is saved
+        self.timers("save-checkpoint", log_level=0).start()
+        self.checkpointer.save(self)
+        self.timers("save-checkpoint").stop()
+        self.last_saved_iteration = self.state.iteration
+        if overlap:
+            self.ddp.enable_forward_pre_hook()
 
     def _check_weight_hashes(self) -> None:
         """--check-weight-hash-across-dp-replicas-interval: every data-parallel replica must

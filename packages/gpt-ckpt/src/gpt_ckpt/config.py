@@ -24,7 +24,10 @@ class CheckpointingConfig:
     GROUP: ClassVar[str] = "checkpointing"
 
     save: str | None = flag(
-        None, "--save", help="Output directory to save checkpoints to.", status=NOT_IMPLEMENTED
+        None,
+        "--save",
+        help="Output directory to save checkpoints to.",
+        status=EFFECTIVE,
     )
     save_interval: int | None = flag(
         None,
@@ -32,7 +35,7 @@ class CheckpointingConfig:
         "--persistent-save-interval",
         type=int,
         help="Number of iterations between persistent checkpoint saves.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     save_retain_interval: int | None = flag(
         None,
@@ -46,14 +49,14 @@ class CheckpointingConfig:
         "--no-save-optim",
         action="store_true",
         help="Do not save current optimizer.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     no_save_rng: bool | None = flag(
         None,
         "--no-save-rng",
         action="store_true",
         help="Do not save current rng state.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     load: str | None = flag(
         None, "--load", help="Directory containing a model checkpoint.", status=EFFECTIVE

@@ -7,7 +7,6 @@ from typing import ClassVar
 
 from gpt_flags.flagspec import (
     EFFECTIVE,
-    NOT_IMPLEMENTED,
     flag,
 )
 
@@ -115,14 +114,14 @@ class LearningRateConfig:
         "--override-opt_param-scheduler",
         action="store_true",
         help="Reset the values of the scheduler (learning rate,warmup iterations, minimum learning rate, maximum number of iterations, and decay style from input arguments and ignore values from checkpoints. Notethat all the above values will be reset.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     use_checkpoint_opt_param_scheduler: bool = flag(
         False,
         "--use-checkpoint-opt_param-scheduler",
         action="store_true",
         help="Use checkpoint to set the values of the scheduler (learning rate, warmup iterations, minimum learning rate, maximum number of iterations, and decay style from checkpoint and ignore input arguments.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     decoupled_lr: float | None = flag(
         None,
