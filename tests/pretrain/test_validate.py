@@ -294,3 +294,19 @@ def test_the_parsed_namespace_is_never_changed():
     before = vars(args).copy()
     validate_args(args)
     assert vars(args) == before
+
+
+@pytest.mark.parametrize(
+    "extra,world,message",
+    [
+        (["--optimizer-cpu-offload"], 2, "--optimizer-cpu-offload needs --use-distributed-optimizer"),
+        (["--num-distributed-optimizer-instances", "2"], 4,
+         "--num-distributed-optimizer-instances > 1 needs --use-distributed-optimizer"),
+        (["--use-distributed-optimizer", "--overlap-grad-reduce", "--overlap-param-gather",
+          "--overlap-param-gather-with-optimizer-step"], 2,
+         "--overlap-param-gather-with-optimizer-step needs interleaved pipeline parallelism"),
+    ],
+)  # fmt: skip
+def test_distributed_optimizer_options_need_what_the_original_needs(extra, world, message):
+    with pytest.raises(ArgsError, match=message):
+        resolve(*extra, world_size=world)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from gpt_parallel.ddp import DistributedOptimizer
+from gpt_parallel.ddp import CpuOffloadConfig, DistributedOptimizer
 from gpt_parallel.microbatches import NumMicroBatchesCalculator, build_num_microbatches_calculator
 from gpt_parallel.optim import build_distributed_optimizer, build_optimizer
 from gpt_parallel.optim.optimizer import MegatronOptimizer
@@ -39,7 +39,12 @@ def build_optimizer_and_scheduler(
         if optimizer is None and run.distributed.use_distributed_optimizer:
             assert ddp is not None, "the distributed optimizer needs the DDP wrapper"
             optimizer = build_distributed_optimizer(
-                ddp, run.optimizer, run.learning_rate, run.precision, **common
+                ddp,
+                run.optimizer,
+                run.learning_rate,
+                run.precision,
+                cpu_offload=CpuOffloadConfig.from_flags(run.parallel),
+                **common,
             )
         elif optimizer is None:
             optimizer = build_optimizer(

@@ -62,6 +62,9 @@ def ddp_config(run: RunConfig, model: torch.nn.Module) -> DDPConfig:
         average_in_collective=d.ddp_average_in_collective,
         pad_buckets_for_high_nccl_busbw=d.ddp_pad_buckets_for_high_nccl_busbw,
         check_for_nan_in_grad=run.loop.check_for_nan_in_loss_and_grad,
+        num_distributed_optimizer_instances=d.num_distributed_optimizer_instances,
+        overlap_param_gather_with_optimizer_step=d.overlap_param_gather_with_optimizer_step,
+        gradient_reduce_div_fusion=d.gradient_reduce_div_fusion,
     )
 
 
@@ -76,7 +79,13 @@ def wrap_data_parallel(
     the distributed optimizer (whose gradients stay in ``.grad``, as before)."""
     if state.world_size == 1 and not run.distributed.use_distributed_optimizer:
         return None
-    ddp = DistributedDataParallel(model, ddp_config(run, model), state.group("dp-cp"))
+    ddp = DistributedDataParallel(
+        model,
+        ddp_config(run, model),
+        state.group("dp-cp"),
+        intra_instance_group=state.group("intra-dp-cp"),
+        inter_instance_group=state.group("inter-dp-cp"),
+    )
     if run.seed.data_parallel_random_init:
         # Each replica drew its own weights; the original then copies DP rank 0's to all.
         ddp.broadcast_params()
@@ -122,6 +131,8 @@ def grad_stats_group(run: RunConfig, state: ParallelState) -> Any:
     """Where gradient norms, zero counts and overflow flags are summed: the model-parallel
     group, or every rank when the distributed optimizer spreads the gradient over DP too."""
     if run.distributed.use_distributed_optimizer and dist.is_initialized():
+        if run.distributed.num_distributed_optimizer_instances > 1:
+            return state.group("intra-dist-opt")  # each instance holds the whole gradient
         return dist.group.WORLD
     return state.group("tp-pp")
 

@@ -15,6 +15,7 @@ from typing import ClassVar
 from gpt_flags.flagspec import (
     EFFECTIVE,
     NEEDS_GPU,
+    NO_EFFECT,
     NOT_IMPLEMENTED,
     flag,
 )
@@ -168,42 +169,46 @@ class TrainingParallelConfig:
         "--optimizer-cpu-offload",
         action="store_true",
         help="Offload optimizer state to CPU",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     optimizer_offload_fraction: float = flag(
         1.0,
         "--optimizer-offload-fraction",
         type=float,
         help="Ratio of optimizer state to offload to CPU",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     use_torch_optimizer_for_cpu_offload: bool = flag(
         False,
         "--use-torch-optimizer-for-cpu-offload",
         action="store_true",
         help="Use torch.optim.Optimizer instead of Megatron's optimizer in optimizer cpu offload mode.",
-        status=NOT_IMPLEMENTED,
+        status=NO_EFFECT,
+        reason="the original's builder replaces the optimizer class it picks; the offloaded shards always step with torch's optimizer here",
     )
     overlap_cpu_optimizer_d2h_h2d: bool = flag(
         False,
         "--overlap-cpu-optimizer-d2h-h2d",
         action="store_true",
         help="Overlap CPU optimizer step, gradients D2H and updated parameters H2D.",
-        status=NOT_IMPLEMENTED,
+        status=NEEDS_GPU,
+        reason="overlapping CUDA device-to-host and host-to-device copies with the CPU optimizer step",
     )
     pin_cpu_grads: bool = flag(
         True,
         "--no-pin-cpu-grads",
         action="store_false",
         help="Disable pinning of CPU memory for gradients.",
-        status=NOT_IMPLEMENTED,
+        status=NEEDS_GPU,
+        reason="pinned host memory for CUDA copies of the offloaded gradients",
     )
     pin_cpu_params: bool = flag(
         True,
         "--no-pin-cpu-params",
         action="store_false",
         help="Disable pinning of CPU memory for parameters.",
-        status=NOT_IMPLEMENTED,
+        status=NEEDS_GPU,
+        reason="pinned host memory for CUDA copies of the offloaded parameters",
     )
     async_tensor_model_parallel_allreduce: bool = flag(
         True,

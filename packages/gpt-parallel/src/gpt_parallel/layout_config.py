@@ -184,7 +184,7 @@ class DistributedConfig:
         "--overlap-param-gather-with-optimizer-step",
         action="store_true",
         help="If set, overlap param all-gather of first bucket with optimizer step.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     align_param_gather: bool = flag(
         True,
@@ -288,7 +288,8 @@ class DistributedConfig:
         "--no-gradient-reduce-div-fusion",
         action="store_false",
         help="If not set, fuse the division in gradient reduce.",
-        status=NOT_IMPLEMENTED,
+        status=NEEDS_GPU,
+        reason="NCCL's pre-multiplied-sum reduction (gloo always divides in a separate multiply)",
     )
     fsdp_double_buffer: bool = flag(
         False,
@@ -323,7 +324,7 @@ class DistributedConfig:
         "--num-distributed-optimizer-instances",
         type=int,
         help="Number of Distributed Optimizer copies across Data Parallel domain.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     use_torch_fsdp2: bool = flag(
         False,

@@ -13,7 +13,9 @@ Group names are the original's rank-generator tokens:
 - expert grid (tp -> expert-tp, dp -> expert-dp, cp folded into expert-dp): ``ep``, ``etp``,
   ``edp``, ``etp-ep`` and ``etp-ep-pp`` (the expert model-parallel group);
 - hierarchical context parallelism: ``hcp-a2a`` and ``hcp-p2p`` (empty without
-  ``--hierarchical-context-parallel-sizes``).
+  ``--hierarchical-context-parallel-sizes``);
+- distributed-optimizer instances: ``intra-dp-cp``, ``inter-dp-cp`` and ``intra-dist-opt``
+  (empty unless ``--num-distributed-optimizer-instances`` > 1; see ``distopt_instances``).
 
 Without torch.distributed initialised and with one rank, every group is ``None`` (see
 ``gpt_parallel.collectives``).
@@ -28,6 +30,11 @@ import torch
 import torch.distributed as dist
 
 from gpt_parallel.context_parallel.options import hierarchical_cp_rank_lists
+from gpt_parallel.distopt_instances import (
+    INSTANCE_GROUPS,
+    check_num_instances,
+    instance_rank_lists,
+)
 from gpt_parallel.layout_config import DistributedConfig, ExpertParallelConfig
 from gpt_parallel.rank_layout import RankGrid, order_for
 
@@ -38,7 +45,13 @@ DENSE_GROUPS = ("tp", "cp", "dp", "pp", "dp-cp", "tp-cp", "tp-dp", "tp-dp-cp", "
 EMBEDDING_GROUPS = ("embd", "pos-embd")
 EXPERT_GROUPS = {"ep": "ep", "etp": "tp", "edp": "dp", "etp-ep": "tp-ep", "etp-ep-pp": "tp-ep-pp"}
 HIERARCHICAL_CP_GROUPS = ("hcp-a2a", "hcp-p2p")
-GROUP_NAMES = DENSE_GROUPS + EMBEDDING_GROUPS + tuple(EXPERT_GROUPS) + HIERARCHICAL_CP_GROUPS
+GROUP_NAMES = (
+    DENSE_GROUPS
+    + EMBEDDING_GROUPS
+    + tuple(EXPERT_GROUPS)
+    + HIERARCHICAL_CP_GROUPS
+    + INSTANCE_GROUPS
+)
 
 
 def _check_positive(name: str, value: int) -> None:
@@ -80,6 +93,11 @@ def build_grids(
             f"world size {world_size} is not divisible by expert tensor ({etp}) x expert model "
             f"({ep}) x pipeline ({pp}) parallel sizes = {expert_model_size}"
         )
+    check_num_instances(
+        distributed.num_distributed_optimizer_instances,
+        world_size // (tp * pp),
+        world_size // expert_model_size,
+    )
     order = order_for(distributed.use_tp_pp_dp_mapping)
     dense = RankGrid({"tp": tp, "cp": cp, "ep": 1, "dp": world_size // model_size, "pp": pp}, order)
     expert = RankGrid(
@@ -89,12 +107,16 @@ def build_grids(
 
 
 def all_group_ranks(
-    dense: RankGrid, expert: RankGrid, hierarchical_cp_sizes: list[int] | None = None
+    dense: RankGrid,
+    expert: RankGrid,
+    hierarchical_cp_sizes: list[int] | None = None,
+    num_distributed_optimizer_instances: int = 1,
 ) -> dict[str, list[list[int]]]:
     """Every group of every name, in the order the groups are created on all ranks.
 
     With ``--hierarchical-context-parallel-sizes`` (``a2a+p2p``) each CP group is also cut into
     inner all-to-all groups (``hcp-a2a``, adjacent CP ranks) and outer ring groups (``hcp-p2p``).
+    With several distributed-optimizer instances each DP x CP group is cut into instances.
     """
     out: dict[str, list[list[int]]] = {name: dense.groups(name) for name in DENSE_GROUPS}
     pipelines = dense.groups("pp")
@@ -108,6 +130,11 @@ def all_group_ranks(
             inner, outer = hierarchical_cp_rank_lists(list(cp_ranks), hierarchical_cp_sizes)
             out["hcp-a2a"] += inner
             out["hcp-p2p"] += outer
+    out.update(
+        instance_rank_lists(
+            out["dp-cp"], expert.groups("tp-ep-pp"), num_distributed_optimizer_instances
+        )
+    )
     return out
 
 
@@ -137,8 +164,9 @@ class ParallelState:
             raise ValueError(f"rank {rank} is outside a world of {world_size} ranks")
         self._group_ranks: dict[str, list[int]] = {}
         hierarchical = distributed.hierarchical_context_parallel_sizes
+        instances = distributed.num_distributed_optimizer_instances
         for name, groups_ in all_group_ranks(
-            self.dense_grid, self.expert_grid, hierarchical
+            self.dense_grid, self.expert_grid, hierarchical, instances
         ).items():
             self._group_ranks[name] = next((r for r in groups_ if rank in r), [])
         self._groups = groups
@@ -173,7 +201,8 @@ class ParallelState:
         cache: dict[tuple[int, ...], dist.ProcessGroup | None] = {}
         mine: dict[str, dist.ProcessGroup | None] = {}
         hierarchical = distributed.hierarchical_context_parallel_sizes
-        for name, groups_ in all_group_ranks(dense, expert_grid, hierarchical).items():
+        instances = distributed.num_distributed_optimizer_instances
+        for name, groups_ in all_group_ranks(dense, expert_grid, hierarchical, instances).items():
             for ranks in groups_:
                 key = tuple(ranks)
                 if key not in cache:

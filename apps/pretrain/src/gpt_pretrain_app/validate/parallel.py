@@ -78,6 +78,29 @@ def resolve_parallel_sizes(r: Resolution) -> None:
             a.overlap_param_gather,
             "--overlap-param-gather-with-optimizer-step needs --overlap-param-gather",
         )
+        require(
+            a.num_layers_per_virtual_pipeline_stage is not None
+            or a.num_virtual_stages_per_pipeline_rank is not None
+            or a.pipeline_model_parallel_layout is not None,
+            "--overlap-param-gather-with-optimizer-step needs interleaved pipeline parallelism "
+            "(virtual pipeline stages), as in the original",
+        )
+        require(
+            a.ckpt_format == "torch",
+            f"--overlap-param-gather-with-optimizer-step does not support --ckpt-format "
+            f"{a.ckpt_format} (distributed checkpointing); use --ckpt-format torch",
+        )
+    if a.optimizer_cpu_offload:
+        require(
+            a.use_distributed_optimizer,
+            "--optimizer-cpu-offload needs --use-distributed-optimizer (it offloads the "
+            "distributed optimizer's fp32 shards and state)",
+        )
+    if a.num_distributed_optimizer_instances > 1:
+        require(
+            a.use_distributed_optimizer,
+            "--num-distributed-optimizer-instances > 1 needs --use-distributed-optimizer",
+        )
     if a.distribute_saved_activations:
         require(
             a.tensor_model_parallel_size > 1,

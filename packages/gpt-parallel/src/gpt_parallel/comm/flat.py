@@ -41,26 +41,43 @@ def shard_of(flat: torch.Tensor, group: ProcessGroup | None) -> torch.Tensor:
     return flat[rank * shard : (rank + 1) * shard]
 
 
+def _reduce_op(average: bool, op: dist.ReduceOp | None) -> dist.ReduceOp:
+    if op is not None:
+        return op
+    return dist.ReduceOp.AVG if average else dist.ReduceOp.SUM
+
+
 def all_reduce_flat(
-    flat: torch.Tensor, group: ProcessGroup | None, average: bool, async_op: bool
+    flat: torch.Tensor,
+    group: ProcessGroup | None,
+    average: bool,
+    async_op: bool,
+    op: dist.ReduceOp | None = None,
 ) -> Handle:
-    """Sum (or, with ``average`` on a backend that has it, average) ``flat`` in place."""
+    """Sum (or, with ``average`` on a backend that has it, average) ``flat`` in place.
+
+    ``op`` overrides that choice (a pre-multiplied sum, say); nothing runs on one rank.
+    """
     if _single(group):
         return None
-    op = dist.ReduceOp.AVG if average else dist.ReduceOp.SUM
+    op = _reduce_op(average, op)
     report("all_reduce", flat.numel(), flat.element_size(), group)
     return dist.all_reduce(flat, op=op, group=group, async_op=async_op)
 
 
 def reduce_scatter_flat(
-    flat: torch.Tensor, group: ProcessGroup | None, average: bool, async_op: bool
+    flat: torch.Tensor,
+    group: ProcessGroup | None,
+    average: bool,
+    async_op: bool,
+    op: dist.ReduceOp | None = None,
 ) -> Handle:
     """Reduce ``flat`` over ``group`` into this rank's shard of it (the rest is left stale)."""
     if _single(group):
         return None
     if not hasattr(dist, "reduce_scatter_tensor"):
-        return reduce_scatter_via_all_reduce(flat, group, average, async_op)
-    op = dist.ReduceOp.AVG if average else dist.ReduceOp.SUM
+        return reduce_scatter_via_all_reduce(flat, group, average, async_op, op)
+    op = _reduce_op(average, op)
     report("reduce_scatter", flat.numel(), flat.element_size(), group)
     return dist.reduce_scatter_tensor(
         shard_of(flat, group), flat, op=op, group=group, async_op=async_op
@@ -68,10 +85,14 @@ def reduce_scatter_flat(
 
 
 def reduce_scatter_via_all_reduce(
-    flat: torch.Tensor, group: ProcessGroup | None, average: bool, async_op: bool
+    flat: torch.Tensor,
+    group: ProcessGroup | None,
+    average: bool,
+    async_op: bool,
+    op: dist.ReduceOp | None = None,
 ) -> Handle:
     """The fallback: all-reduce everything, which leaves the reduced shard where it belongs."""
-    return all_reduce_flat(flat, group, average, async_op)
+    return all_reduce_flat(flat, group, average, async_op, op)
 
 
 def all_gather_flat(flat: torch.Tensor, group: ProcessGroup | None, async_op: bool) -> Handle:

@@ -5,13 +5,19 @@ The original's ``_ParamAndGradBucketGroup`` with one bucket per group. With
 last parameter to become ready, during backward, and ``finish_grad_sync`` only waits; without
 it, ``finish_grad_sync`` runs the collective synchronously. Inside ``no_sync`` (not the last
 micro-batch) nothing launches and gradients keep accumulating in the buffer.
+
+With several distributed-optimizer instances (``inter_group`` given) the reduce-scatter runs
+inside the instance (``dp_group`` is then the instance's part of the data-parallel group) and
+the reduced shard is then all-reduced across instances. That second collective needs the first
+one's result, so it runs when the first completes (``finish_grad_sync``); the original chains
+the two on a side CUDA stream instead, which orders them the same way.
 """
 
 from __future__ import annotations
 
 import torch
 
-from gpt_parallel.collectives import ProcessGroup, group_size
+from gpt_parallel.collectives import ProcessGroup
 from gpt_parallel.ddp.buffer import Bucket
 from gpt_parallel.ddp.comm import (
     Handle,
@@ -19,18 +25,25 @@ from gpt_parallel.ddp.comm import (
     all_reduce_flat,
     reduce_scatter_flat,
     shard_of,
-    supports_avg,
 )
 from gpt_parallel.ddp.config import DDPConfig
+from gpt_parallel.ddp.reduce_op import plan_reduction
 
 
 class BucketSync:
     """Launch, wait for and reset one bucket's collectives."""
 
-    def __init__(self, bucket: Bucket, config: DDPConfig, dp_group: ProcessGroup | None) -> None:
+    def __init__(
+        self,
+        bucket: Bucket,
+        config: DDPConfig,
+        dp_group: ProcessGroup | None,
+        inter_group: ProcessGroup | None = None,
+    ) -> None:
         self.bucket = bucket
         self.config = config
         self.dp_group = dp_group
+        self.inter_group = inter_group
         self.params = set(bucket.params)
         self.params_with_grad: set[torch.nn.Parameter] = set()
         self.is_last_microbatch = True
@@ -39,12 +52,12 @@ class BucketSync:
         self.param_handle: Handle = None
         self.param_gather_dispatched = False
         self.next_param_gather: BucketSync | None = None
-        # Average in the collective where the backend can; elsewhere sum then scale by 1/dp.
-        self._native_avg = config.average_in_collective and supports_avg(dp_group)
-        self._post_scale = (
-            1.0 / group_size(dp_group)
-            if config.average_in_collective and not self._native_avg
-            else 1.0
+        self.reduction = plan_reduction(
+            config,
+            bucket.gradient_scaling_factor,
+            bucket.grad_data.dtype,
+            dp_group,
+            inter_group,
         )
 
     def reset(self) -> None:
@@ -80,13 +93,13 @@ class BucketSync:
                 f"NaN or inf in gradient bucket {self.bucket.index} before the data-parallel"
                 " reduction (--check-for-nan-in-loss-and-grad)"
             )
-        if self.bucket.gradient_scaling_factor != 1.0:
-            grads.mul_(self.bucket.gradient_scaling_factor)
+        if self.reduction.pre_scale != 1.0:
+            grads.mul_(self.reduction.pre_scale)
         async_op = self.config.overlap_grad_reduce
         collective = (
             reduce_scatter_flat if self.config.use_distributed_optimizer else all_reduce_flat
         )
-        self.grad_handle = collective(grads, self.dp_group, self._native_avg, async_op)
+        self.grad_handle = collective(grads, self.dp_group, False, async_op, op=self.reduction.op)
         self.grad_launched = True
         if not async_op:
             self._complete_grad_sync()
@@ -95,8 +108,12 @@ class BucketSync:
         if self.grad_handle is not None:
             self.grad_handle.wait()
             self.grad_handle = None
-        if self._post_scale != 1.0:
-            self._reduced_region().mul_(self._post_scale)
+        if self.inter_group is not None:
+            all_reduce_flat(
+                self._reduced_region(), self.inter_group, False, False, op=self.reduction.inter_op
+            )
+        if self.reduction.post_scale != 1.0:
+            self._reduced_region().mul_(self.reduction.post_scale)
 
     def finish_grad_sync(self) -> None:
         """Make the reduced gradients ready: wait (overlap) or reduce now (no overlap)."""
@@ -113,7 +130,11 @@ class BucketSync:
         self._complete_grad_sync()
 
     def start_param_sync(self, force_sync: bool = False) -> None:
-        """All-gather the bucket's updated shards into every rank's params (dist. optimizer)."""
+        """All-gather the bucket's updated shards into every rank's params (dist. optimizer).
+
+        The gather runs over ``dp_group`` only: with several instances each instance already
+        holds the same reduced gradient, so each gathers its own identical update.
+        """
         if force_sync and self.param_handle is not None:
             self.param_handle.wait()
             self.param_handle = None

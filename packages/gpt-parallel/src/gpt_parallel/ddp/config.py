@@ -34,12 +34,37 @@ class DDPConfig:
     """With the distributed optimizer, pad buckets to a multiple of 2^16 too."""
     check_for_nan_in_grad: bool = False
     """Fail before the reduction when a bucket holds a NaN or inf (``--check-for-nan-in-loss-and-grad``)."""
+    num_distributed_optimizer_instances: int = 1
+    """Shard the distributed optimizer over dp*cp/N ranks and all-reduce the shards across the
+    N instances (``--num-distributed-optimizer-instances``); the DDP then needs the instance
+    groups (``ParallelState.group("intra-dp-cp")`` and ``"inter-dp-cp"``)."""
+    overlap_param_gather_with_optimizer_step: bool = False
+    """The distributed optimizer launches every bucket's param all-gather at the end of its step
+    instead of the forward pre-hooks launching them (``--overlap-param-gather-with-optimizer-step``);
+    bucketing is off, as in the original (one bucket per buffer)."""
+    gradient_reduce_div_fusion: bool = True
+    """Fold the 1/dp scaling into the reduction (NCCL's pre-multiplied sum) where the backend
+    has it, instead of a separate multiply first (``--no-gradient-reduce-div-fusion`` turns it
+    off); see ``ddp.reduce_op``."""
 
     def __post_init__(self) -> None:
         if self.bucket_size is not None and self.bucket_size <= 0:
             raise ValueError(f"--ddp-bucket-size must be positive, got {self.bucket_size}")
         if self.overlap_param_gather and not self.use_distributed_optimizer:
             raise ValueError("--overlap-param-gather requires --use-distributed-optimizer")
+        instances = self.num_distributed_optimizer_instances
+        if not isinstance(instances, int) or instances < 1:
+            raise ValueError(
+                f"--num-distributed-optimizer-instances must be a positive integer, got {instances!r}"
+            )
+        if instances > 1 and not self.use_distributed_optimizer:
+            raise ValueError(
+                "--num-distributed-optimizer-instances > 1 requires --use-distributed-optimizer"
+            )
+        if self.overlap_param_gather_with_optimizer_step and not self.overlap_param_gather:
+            raise ValueError(
+                "--overlap-param-gather-with-optimizer-step requires --overlap-param-gather"
+            )
 
     @staticmethod
     def bucket_size_from(
@@ -63,9 +88,14 @@ class DDPConfig:
 
         Without ``overlap_grad_reduce`` nothing is gained by splitting (every bucket is reduced
         after backward anyway), so the original uses one bucket; ``disable_bucketing`` is what it
-        sets for pipeline stages after the first, whose reduction is off the critical path.
+        sets for model chunks after the first, whose reduction is off the critical path, and for
+        every chunk with ``overlap_param_gather_with_optimizer_step``.
         """
-        if not self.overlap_grad_reduce or disable_bucketing:
+        if (
+            not self.overlap_grad_reduce
+            or disable_bucketing
+            or self.overlap_param_gather_with_optimizer_step
+        ):
             return None
         if self.bucket_size is not None:
             return self.bucket_size

@@ -7,7 +7,15 @@ explicitly (``finish_grad_sync`` after the last micro-batch), which torch's DDP 
 
 Usage per iteration: ``zero_grad_buffer()``; forward/backward for each micro-batch, all but the
 last under ``no_sync()``; ``finish_grad_sync()``; the optimizer step; with the distributed
-optimizer and no ``overlap_param_gather``, the optimizer calls ``start_param_sync()``.
+optimizer and no ``overlap_param_gather``, the optimizer calls ``start_param_sync()``. With
+``overlap_param_gather`` the forward pre-hooks gather each bucket before its first use, and with
+``overlap_param_gather_with_optimizer_step`` too the optimizer launches every bucket's gather
+at the end of its step (``start_param_sync(force_dispatch=True)``) and the hooks only wait.
+
+With ``num_distributed_optimizer_instances`` N > 1 the buffers are laid out and sharded over
+the instance's part of the data-parallel group (``intra_instance_group``, dp*cp/N ranks) and
+each reduced shard is all-reduced across instances (``inter_instance_group``); ``dp_group``
+stays the whole data-parallel group (the 1/dp scaling, ``broadcast_params``).
 """
 
 from __future__ import annotations
@@ -39,8 +47,9 @@ class DistributedDataParallel(torch.nn.Module):
     """Wrap ``module``; its trainable parameters get ``main_grad`` views into flat buffers.
 
     ``dp_group`` None means one data-parallel rank (everything still works, nothing is sent).
-    ``disable_bucketing`` forces one bucket per buffer (the original does this on pipeline
-    stages after the first).
+    ``disable_bucketing`` forces one bucket per buffer (the original does this for model
+    chunks after the first). ``intra_instance_group`` and ``inter_instance_group`` are needed
+    with several distributed-optimizer instances (see the module doc) and ignored otherwise.
     """
 
     def __init__(
@@ -50,26 +59,37 @@ class DistributedDataParallel(torch.nn.Module):
         dp_group: ProcessGroup | None,
         *,
         disable_bucketing: bool = False,
+        intra_instance_group: ProcessGroup | None = None,
+        inter_instance_group: ProcessGroup | None = None,
     ) -> None:
         super().__init__()
         self.module = module
         self.config = config
         self.dp_group = dp_group
+        self.shard_group, self.inter_group = _instance_groups(
+            config, dp_group, intra_instance_group, inter_instance_group
+        )
         dp_size = group_size(dp_group)
+        # The original sizes the default bucket by the whole DP group and pads by the shard group.
         self.bucket_size = config.effective_bucket_size(dp_size, disable_bucketing)
         scaling = 1.0 if config.average_in_collective else 1.0 / dp_size
         params = [p for p in module.parameters() if p.requires_grad]
         self.grad_buffers: list[ParamAndGradBuffer] = [
-            ParamAndGradBuffer(group, grad_dtype, config, dp_group, self.bucket_size, scaling)
+            ParamAndGradBuffer(
+                group, grad_dtype, config, self.shard_group, self.bucket_size, scaling
+            )
             for (_, grad_dtype), group in _group_by_dtype(
                 params, config.grad_reduce_in_fp32
             ).items()
         ]
         self.bucket_syncs = [
-            BucketSync(bucket, config, dp_group)
+            BucketSync(bucket, config, self.shard_group, self.inter_group)
             for buf in self.grad_buffers
             for bucket in buf.buckets
         ]
+        # Set by a distributed optimizer that launches the gathers itself at the end of its
+        # step (the original's ``overlap_param_gather_with_optimizer_step`` attribute).
+        self.param_gather_dispatched_by_optimizer = False
         self.param_to_sync = {p: s for s in self.bucket_syncs for p in s.bucket.params}
         # Buckets run from the last layer to the first, so forward needs bucket i-1 after i.
         for later, earlier in zip(self.bucket_syncs[1:], self.bucket_syncs[:-1], strict=True):
@@ -120,8 +140,14 @@ class DistributedDataParallel(torch.nn.Module):
         for sync in self.bucket_syncs:
             sync.reset()
 
-    def start_param_sync(self, force_sync: bool = False) -> None:
-        """All-gather the updated params of every bucket (distributed optimizer)."""
+    def start_param_sync(self, force_sync: bool = False, force_dispatch: bool = False) -> None:
+        """All-gather the updated params of every bucket (distributed optimizer).
+
+        When the optimizer dispatches the gathers (``param_gather_dispatched_by_optimizer``) a
+        plain call does nothing; the optimizer's own call passes ``force_dispatch``.
+        """
+        if not force_sync and self.param_gather_dispatched_by_optimizer and not force_dispatch:
+            return
         for sync in self.bucket_syncs:
             sync.start_param_sync(force_sync=force_sync)
 
@@ -153,3 +179,28 @@ class DistributedDataParallel(torch.nn.Module):
         src = dist.get_global_rank(self.dp_group, 0)
         for param in self.module.parameters():
             dist.broadcast(param.data, src=src, group=self.dp_group)
+
+
+def _instance_groups(
+    config: DDPConfig,
+    dp_group: ProcessGroup | None,
+    intra: ProcessGroup | None,
+    inter: ProcessGroup | None,
+) -> tuple[ProcessGroup | None, ProcessGroup | None]:
+    """The group the buffers are sharded and reduce-scattered over, and the one across
+    instances (None with one instance), after checking they split ``dp_group``."""
+    instances = config.num_distributed_optimizer_instances
+    if instances == 1:
+        return dp_group, None
+    if intra is None or inter is None:
+        raise ValueError(
+            "--num-distributed-optimizer-instances > 1 needs the intra-dp-cp and inter-dp-cp"
+            " groups (ParallelState.group) passed to DistributedDataParallel"
+        )
+    sizes = (group_size(intra), group_size(inter), group_size(dp_group))
+    if sizes[1] != instances or sizes[0] * sizes[1] != sizes[2]:
+        raise ValueError(
+            f"--num-distributed-optimizer-instances {instances}: the instance groups have "
+            f"{sizes[0]} x {sizes[1]} ranks, expected {sizes[2] // instances} x {instances}"
+        )
+    return intra, inter

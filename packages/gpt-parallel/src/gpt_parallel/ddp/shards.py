@@ -1,8 +1,10 @@
 """Which part of each parameter this data-parallel rank owns under the distributed optimizer.
 
 Each bucket of ``[start, end)`` (a multiple of dp elements, see ``layout``) splits into dp equal
-shards; rank r owns ``[start + r*s, start + (r+1)*s)``. A parameter lies inside one bucket and is
-contiguous, so its intersection with a rank's shard is one interval (possibly empty).
+shards, dp being the size of ``ddp.shard_group`` (the data-parallel group, or one
+distributed-optimizer instance's part of it); rank r owns ``[start + r*s, start + (r+1)*s)``.
+A parameter lies inside one bucket and is contiguous, so its intersection with a rank's shard
+is one interval (possibly empty).
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ class ShardPiece:
 
 def shard_pieces(ddp: DistributedDataParallel) -> dict[torch.nn.Parameter, ShardPiece]:
     """This rank's piece of every parameter it owns a part of, in buffer order."""
-    dp_size, rank = group_size(ddp.dp_group), group_rank(ddp.dp_group)
+    # With several distributed-optimizer instances the shards are over the instance's ranks.
+    dp_size, rank = group_size(ddp.shard_group), group_rank(ddp.shard_group)
     pieces: dict[torch.nn.Parameter, ShardPiece] = {}
     for index, buf in enumerate(ddp.grad_buffers):
         for bucket in buf.buckets:

@@ -31,6 +31,7 @@ from gpt_parallel.precision_config import PrecisionConfig
 from gpt_parallel.schedule_config import LearningRateConfig
 
 if TYPE_CHECKING:
+    from gpt_parallel.ddp.cpu_offload import CpuOffloadConfig
     from gpt_parallel.ddp.data_parallel import DistributedDataParallel
     from gpt_parallel.ddp.distributed_optimizer import DistributedOptimizer
 
@@ -139,12 +140,15 @@ def build_distributed_optimizer(
     log_num_zeros_in_grad: bool = False,
     grad_stats_group: ProcessGroup | None = None,
     tp_rank: int = 0,
+    cpu_offload: CpuOffloadConfig | None = None,
 ) -> DistributedOptimizer:
     """``--use-distributed-optimizer``: the groups and inner optimizer ``build_optimizer``
     makes, over this rank's shards of ``ddp``'s buffers (ZeRO-1).
 
-    ``grad_stats_group`` must span every rank that holds a piece of the gradient (the whole
-    world for a dense model): the norm sums the pieces' squares over it.
+    ``grad_stats_group`` must span every rank that holds a piece of the gradient once (the
+    whole world for a dense model; one instance's ranks, ``ParallelState.group("intra-dist-opt")``,
+    with ``--num-distributed-optimizer-instances`` > 1): the norm sums the pieces' squares over
+    it. ``cpu_offload`` (``CpuOffloadConfig.from_flags``) keeps part of the state on the CPU.
     """
     from gpt_parallel.ddp.distributed_optimizer import DistributedOptimizer
 
@@ -167,6 +171,7 @@ def build_distributed_optimizer(
         grad_stats_group=grad_stats_group,
         tp_rank=tp_rank,
         grad_scaler=scaler,
+        cpu_offload=cpu_offload,
     )
 
 
