@@ -134,7 +134,7 @@ def test_a_failed_write_leaves_no_file_behind(tmp_path, monkeypatch):
     "extra,message",
     [
         (["--ckpt-format", "torch_dist"], "--save with --ckpt-format torch_dist: only"),
-        (["--use-distributed-optimizer"], "add --no-save-optim"),
+        (["--use-torch-fsdp2"], "--save with --use-torch-fsdp2 / --use-megatron-fsdp needs"),
     ],
 )
 def test_what_cannot_be_saved_yet_stops_before_training(tmp_path, capsys, extra, message):
@@ -162,11 +162,36 @@ def resume_on_rank(argv: list[str], save: str) -> dict:
 
 @pytest.mark.parametrize(
     "flags",
-    [["--tensor-model-parallel-size", "2"], ["--pipeline-model-parallel-size", "2"], []],
-    ids=["tp2", "pp2", "dp2"],
+    [
+        ["--tensor-model-parallel-size", "2"],
+        ["--pipeline-model-parallel-size", "2"],
+        [],
+        ["--use-distributed-optimizer", "--overlap-grad-reduce", "--overlap-param-gather"],
+    ],
+    ids=["tp2", "pp2", "dp2", "dp2-distributed-optimizer"],
 )
 def test_resuming_on_two_ranks_equals_the_run_that_never_stopped(run_on_ranks, tmp_path, flags):
+    """With the distributed optimizer each data-parallel rank's shard of the Adam state goes
+    to `distrib_optim.pt` beside the model file and comes back to the same rank."""
     for out in run_on_ranks(resume_on_rank, 2, RUN + flags, str(tmp_path / "c"), timeout=240):
         assert out["same_weights"]
         if out["straight"] and out["straight"][0] == out["straight"][0]:  # NaN off the last stage
             assert out["resumed"] == out["straight"][5:]
+
+
+def save_on_rank(argv: list[str]) -> int:
+    return train(list(argv)).state.iteration
+
+
+def test_a_distributed_optimizer_state_of_another_layout_is_refused_in_one_line(
+    run_on_ranks, tmp_path, capsys
+):
+    save = tmp_path / "c"
+    flags = ["--use-distributed-optimizer", "--save", str(save), "--save-interval", "100",
+             "--train-iters", "3"]  # fmt: skip
+    assert run_on_ranks(save_on_rank, 2, RUN + flags, timeout=240) == [3, 3]
+    assert (save / "iter_0000003" / "mp_rank_00" / "distrib_optim.pt").is_file()
+    code = main(RUN + ["--use-distributed-optimizer", "--load", str(save)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "saved by 2 data-parallel ranks, this run has 1" in err[0]

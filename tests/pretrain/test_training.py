@@ -386,7 +386,6 @@ def test_transformer_engine_default_without_te_runs_the_local_path_with_one_warn
             ["--load", "/nonexistent/ckpt", "--finetune", "--exit-on-missing-checkpoint"],
             "--load /nonexistent/ckpt: no checkpoint there",
         ),
-        (["--load", "/tmp", "--use-distributed-optimizer"], "reading the sharded optimizer state"),
         (["--data-path", "/nonexistent/prefix"], "/nonexistent/prefix"),
     ],
 )

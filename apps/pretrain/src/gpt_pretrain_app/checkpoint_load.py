@@ -28,15 +28,6 @@ def check_load_flags(run: RunConfig) -> None:
     """Refuse, before any work, what `--load` cannot do yet."""
     if not run.checkpoint.load:
         return
-    if (
-        not run.checkpoint.finetune
-        and run.distributed.use_distributed_optimizer
-        and not run.checkpoint.no_load_optim
-    ):
-        raise ArgsError(
-            "--load with --use-distributed-optimizer: reading the sharded optimizer state "
-            "(distrib_optim.pt) is not implemented yet; add --no-load-optim or --finetune"
-        )
     if run.checkpoint.ckpt_format != "torch" and not run.checkpoint.auto_detect_ckpt_format:
         if _looks_distributed(Path(run.checkpoint.load)):
             raise ArgsError(

@@ -18,8 +18,9 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from gpt_ckpt.legacy_reader import LegacyCheckpoint
+from gpt_ckpt.legacy_reader import LegacyCheckpoint, load_file
 from gpt_ckpt.legacy_writer import CHECKPOINT_VERSION, shard_path, write_shard, write_tracker
+from gpt_parallel.collectives import group_rank, group_size
 from gpt_parallel.parallel_state import ParallelState
 from gpt_parallel.random import RNGStatesTracker, get_rng_state, set_rng_state
 
@@ -38,11 +39,6 @@ def check_save_flags(run: RunConfig) -> None:
         raise ArgsError(
             f"--save with --ckpt-format {c.ckpt_format}: only --ckpt-format torch checkpoints "
             "can be written yet"
-        )
-    if run.distributed.use_distributed_optimizer and not c.no_save_optim:
-        raise ArgsError(
-            "--save with --use-distributed-optimizer: saving the sharded optimizer state "
-            "(distrib_optim.pt) is not implemented yet; add --no-save-optim"
         )
     if run.distributed.use_torch_fsdp2 or run.distributed.use_megatron_fsdp:
         raise ArgsError(
@@ -78,13 +74,23 @@ class Checkpointer:
         pp = s.pp_rank if s.pp_size > 1 else None
         return shard_path(self.run.checkpoint.save, iteration, s.tp_rank, pp)
 
+    @property
+    def sharded_optimizer(self) -> bool:
+        return self.run.distributed.use_distributed_optimizer
+
     def save(self, trainer: Any) -> None:
         """Write iteration `trainer.state.iteration` under `--save`."""
         c = self.run.checkpoint
         iteration = trainer.state.iteration
         self.log(f"saving checkpoint at iteration {iteration:7d} to {c.save} in torch format")
+        shards = None
+        if self.sharded_optimizer and not c.no_save_optim:
+            shards = _gather(trainer.optimizer.state_dict(), trainer.ddp.dp_group)
         if self.writes_shard:
-            write_shard(self._shard_path(iteration), self.content(trainer))
+            path = self._shard_path(iteration)
+            write_shard(path, self.content(trainer))
+            if shards is not None:
+                write_shard(path.with_name(DISTRIBUTED_OPTIMIZER_FILENAME), {"shards": shards})
         if dist.is_initialized():
             dist.barrier()
         if self.state.rank == 0:
@@ -113,7 +119,11 @@ class Checkpointer:
             **_model_entries(trainer.model),
         }
         if not c.no_save_optim:
-            content["optimizer"] = trainer.optimizer.state_dict()
+            content["optimizer"] = (
+                {"param_groups": _hyperparameters(trainer.optimizer)}
+                if self.sharded_optimizer
+                else trainer.optimizer.state_dict()
+            )
             content["opt_param_scheduler"] = trainer.scheduler.state_dict()
         if not c.no_save_rng:
             content["rng_state"] = self._rng_states()
@@ -129,6 +139,28 @@ class Checkpointer:
         dist.all_gather_object(gathered, mine, group=self.state.group("dp"))
         return gathered
 
+    def _load_sharded_optimizer(self, checkpoint: LegacyCheckpoint, trainer: Any) -> None:
+        """This data-parallel rank's shard of the optimizer state, from `distrib_optim.pt`."""
+        c = self.run.checkpoint
+        path = checkpoint.path.with_name(DISTRIBUTED_OPTIMIZER_FILENAME)
+        if not path.is_file():
+            raise ArgsError(
+                f"--load {c.load}: {path} is missing (the checkpoint was saved without the "
+                "distributed optimizer's state); add --no-load-optim"
+            )
+        shards = load_file(path)["shards"]
+        rank, size = group_rank(trainer.ddp.dp_group), group_size(trainer.ddp.dp_group)
+        if len(shards) != size:
+            raise ArgsError(
+                f"--load {c.load}: the distributed optimizer state was saved by {len(shards)} "
+                f"data-parallel ranks, this run has {size}; resharding it is not implemented "
+                "yet (add --no-load-optim to start a fresh optimizer)"
+            )
+        try:
+            trainer.optimizer.load_state_dict(shards[rank])
+        except ValueError as err:
+            raise ArgsError(f"--load {c.load}: {err}") from None
+
     def resume(self, checkpoint: LegacyCheckpoint, trainer: Any) -> None:
         """Restore the optimizer, scheduler, RNG and counters of a run (not `--finetune`)."""
         c = self.run.checkpoint
@@ -140,7 +172,10 @@ class Checkpointer:
                         f"--load {c.load}: the checkpoint holds no {key} state; add "
                         "--no-load-optim (or --finetune) to start a fresh optimizer"
                     )
-            trainer.optimizer.load_state_dict(raw["optimizer"])
+            if self.sharded_optimizer:
+                self._load_sharded_optimizer(checkpoint, trainer)
+            else:
+                trainer.optimizer.load_state_dict(raw["optimizer"])
             trainer.scheduler.load_state_dict(raw["opt_param_scheduler"])
         if not c.no_load_rng:
             states = raw.get("rng_state")
@@ -159,3 +194,24 @@ class Checkpointer:
         t.floating_point_operations_so_far = float(
             raw.get("num_floating_point_operations_so_far", 0.0)
         )
+
+
+DISTRIBUTED_OPTIMIZER_FILENAME = "distrib_optim.pt"
+"""Beside each shard's model_optim_rng.pt, as the original's torch format names it. Here it holds
+every data-parallel rank's own shard state (``DistributedOptimizer.state_dict``), in rank
+order, so a run with the same layout resumes exactly; the original gathers the shards into
+flat per-bucket tensors instead, so the two programs do not read each other's file."""
+
+
+def _gather(state: dict[str, Any], group: Any) -> list[dict[str, Any]]:
+    """Every data-parallel rank's optimizer shard, in group-rank order (on every rank)."""
+    if group_size(group) == 1:
+        return [state]
+    gathered: list[Any] = [None] * group_size(group)
+    dist.all_gather_object(gathered, state, group=group)
+    return gathered
+
+
+def _hyperparameters(optimizer: Any) -> list[dict[str, Any]]:
+    """The param groups' settings without their tensors (the main file's optimizer entry)."""
+    return [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
