@@ -152,6 +152,8 @@ LAYOUTS = {
                                     "--optimizer-offload-fraction", "0.5"]),
     "fsdp2": (2, ["--use-torch-fsdp2"]),
     "fsdp2-no-reshard": (2, ["--use-torch-fsdp2", "--torch-fsdp2-no-reshard-after-forward"]),
+    "fsdp2-tp2-sp": (4, ["--use-torch-fsdp2", "--tensor-model-parallel-size", "2",
+                         "--sequence-parallel"]),
     "mfsdp-no_shard": (2, ["--use-megatron-fsdp", "--data-parallel-sharding-strategy", "no_shard"]),
     "mfsdp-optim": (2, ["--use-megatron-fsdp", "--data-parallel-sharding-strategy", "optim"]),
     "mfsdp-optim_grads": (2, ["--use-megatron-fsdp", "--data-parallel-sharding-strategy",

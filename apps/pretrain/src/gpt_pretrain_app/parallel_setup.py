@@ -104,12 +104,6 @@ def wrap_fully_sharded(
         data_parallel_sharding_strategy=d.data_parallel_sharding_strategy,
         use_distributed_optimizer=d.use_distributed_optimizer,
     )
-    if strategy == "optim_grads_params" and state.tp_size > 1:
-        raise ValueError(
-            "--use-torch-fsdp2 (or --data-parallel-sharding-strategy optim_grads_params) with "
-            "--tensor-model-parallel-size > 1 is not supported yet; use "
-            "--use-distributed-optimizer with tensor parallelism"
-        )
     return wrap_sharded(
         model,
         strategy,
@@ -174,4 +168,7 @@ def _sum_grad(param: torch.nn.Parameter, group: Any) -> None:
     grad = getattr(param, "main_grad", None)
     grad = param.grad if grad is None else grad
     if grad is not None:
-        all_reduce_(grad, group, "sum")
+        # Under FSDP2 the gradient is a DTensor sharded over data parallelism: the ranks of
+        # `group` hold the same slice of it, so their local shards are summed.
+        local = grad.to_local() if hasattr(grad, "to_local") else grad
+        all_reduce_(local, group, "sum")

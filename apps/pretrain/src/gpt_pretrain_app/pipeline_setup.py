@@ -21,7 +21,7 @@ from gpt_models.provider import provider_for
 from gpt_parallel.collectives import all_reduce_, group_size
 from gpt_parallel.parallel_state import ParallelState
 from gpt_parallel.pipeline.engine import run_pipeline_schedule
-from gpt_parallel.pipeline_layout import PipelinePlan, plan_pipeline_stages
+from gpt_parallel.pipeline_layout import PipelinePlan, plan_from_config
 from torch import nn
 
 from .run_config import RunConfig
@@ -39,17 +39,7 @@ class ModelChunks(nn.ModuleList):
 
 def pipeline_plan(run: RunConfig) -> PipelinePlan:
     """Every stage's layers from the pipeline flags (one line naming them when they do not fit)."""
-    d = run.distributed
-    return plan_pipeline_stages(
-        num_layers=run.model.num_layers,
-        pipeline_model_parallel_size=d.pipeline_model_parallel_size,
-        virtual_pipeline_model_parallel_size=d.virtual_pipeline_model_parallel_size,
-        decoder_first_pipeline_num_layers=d.decoder_first_pipeline_num_layers,
-        decoder_last_pipeline_num_layers=d.decoder_last_pipeline_num_layers,
-        account_for_embedding_in_pipeline_split=d.account_for_embedding_in_pipeline_split,
-        account_for_loss_in_pipeline_split=d.account_for_loss_in_pipeline_split,
-        pipeline_model_parallel_layout=d.pipeline_model_parallel_layout,
-    )
+    return plan_from_config(run.distributed, num_layers=run.model.num_layers)
 
 
 def build_model_chunks(
