@@ -195,3 +195,28 @@ def test_a_distributed_optimizer_state_of_another_layout_is_refused_in_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert "saved by 2 data-parallel ranks, this run has 1" in err[0]
+
+
+def test_retention_keeps_multiples_of_the_interval_and_the_latest(tmp_path):
+    save = tmp_path / "c"
+    train(RUN + ["--save", str(save), "--save-interval", "2", "--save-retain-interval", "4",
+                 "--train-iters", "7"])  # fmt: skip
+    assert sorted(p.name for p in save.glob("iter_*")) == ["iter_0000004", "iter_0000007"]
+    assert (save / "latest_checkpointed_iteration.txt").read_text() == "7"
+
+
+def test_ckpt_step_loads_an_earlier_iteration(tmp_path, capsys):
+    save = tmp_path / "c"
+    train(RUN + ["--save", str(save), "--save-interval", "2", "--train-iters", "4"])
+    resumed = train(RUN + ["--load", str(save), "--ckpt-step", "2", "--train-iters", "4"])
+    assert len(resumed.history.lm_loss) == 2  # iterations 3 and 4
+    assert "loading checkpoint from" in capsys.readouterr().out
+
+
+def test_a_sharded_checkpoint_is_named_as_such(tmp_path, capsys):
+    (tmp_path / "c" / "iter_0000001").mkdir(parents=True)
+    (tmp_path / "c" / "iter_0000001" / "metadata.json").write_text("{}")
+    (tmp_path / "c" / "latest_checkpointed_iteration.txt").write_text("1")
+    code = main(RUN + ["--load", str(tmp_path / "c"), "--auto-detect-ckpt-format"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "a sharded (torch_dist / torch_dcp) checkpoint" in err[0]

@@ -28,12 +28,13 @@ def check_load_flags(run: RunConfig) -> None:
     """Refuse, before any work, what `--load` cannot do yet."""
     if not run.checkpoint.load:
         return
-    if run.checkpoint.ckpt_format != "torch" and not run.checkpoint.auto_detect_ckpt_format:
-        if _looks_distributed(Path(run.checkpoint.load)):
-            raise ArgsError(
-                f"--load {run.checkpoint.load}: --ckpt-format {run.checkpoint.ckpt_format} checkpoints are not "
-                "readable yet; only --ckpt-format torch"
-            )
+    if _looks_distributed(Path(run.checkpoint.load)):
+        # Found whether or not --auto-detect-ckpt-format is given: say so instead of failing
+        # later on a missing mp_rank_* file.
+        raise ArgsError(
+            f"--load {run.checkpoint.load}: a sharded (torch_dist / torch_dcp) checkpoint, not "
+            "readable yet; only --ckpt-format torch checkpoints load"
+        )
 
 
 def _looks_distributed(load_dir: Path) -> bool:
@@ -63,7 +64,9 @@ def load_pretrained_weights(
         warn("    will not load any checkpoints and will start from random")
         return None
     try:
-        checkpoint = read_legacy_checkpoint(load_dir, tp_rank=tp_rank, pp_rank=pp_rank)
+        checkpoint = read_legacy_checkpoint(
+            load_dir, tp_rank=tp_rank, pp_rank=pp_rank, iteration=run.checkpoint.ckpt_step
+        )
         log(f" loading checkpoint from {run.checkpoint.load} at iteration {checkpoint.iteration}")
         load_original_state_dict(model, checkpoint.model, strict=True)
     except (LegacyCheckpointError, KeyError, RuntimeError) as err:

@@ -12,8 +12,10 @@ iteration k and resumed continues exactly as if it had not stopped.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -95,6 +97,8 @@ class Checkpointer:
             dist.barrier()
         if self.state.rank == 0:
             write_tracker(c.save, iteration)
+            if c.save_retain_interval:
+                remove_unretained(c.save, iteration, c.save_retain_interval)
         if dist.is_initialized():
             dist.barrier()
         s = self.state
@@ -215,3 +219,18 @@ def _gather(state: dict[str, Any], group: Any) -> list[dict[str, Any]]:
 def _hyperparameters(optimizer: Any) -> list[dict[str, Any]]:
     """The param groups' settings without their tensors (the main file's optimizer entry)."""
     return [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+
+
+def remove_unretained(save_dir: str, latest: int, retain_interval: int) -> list[Path]:
+    """`--save-retain-interval N`: delete the checkpoints of iterations that are not multiples
+    of N, except the latest one (which the tracker names). Returns the removed folders."""
+    removed = []
+    for folder in sorted(Path(save_dir).glob("iter_*")):
+        suffix = folder.name[len("iter_") :]
+        if not suffix.isdigit():
+            continue
+        iteration = int(suffix)
+        if iteration != latest and iteration % retain_interval:
+            shutil.rmtree(folder)
+            removed.append(folder)
+    return removed

@@ -42,7 +42,7 @@ class CheckpointingConfig:
         "--save-retain-interval",
         type=int,
         help="Number of iterations between retained checkpoints (othercheckpoints _except the last checkpoint_ are automatically deleted).",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     no_save_optim: bool | None = flag(
         None,
@@ -140,7 +140,7 @@ class CheckpointingConfig:
         "--ckpt-step",
         type=int,
         help="Checkpoint step to load model from.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     perform_initialization: bool = flag(
         True,
@@ -197,7 +197,7 @@ class CheckpointingConfig:
         "--auto-detect-ckpt-format",
         action="store_true",
         help='Determine if the checkpoint format is in legacy or distributed format. If False, expects distributed checkpoint iff args.ckpt_format != "torch". Might slow down loading a bit (double rank0 ckpt load).',
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     dist_ckpt_format_deprecated: str | None = flag(
         None,
