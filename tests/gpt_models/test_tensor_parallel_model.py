@@ -170,3 +170,38 @@ def test_context_parallel_model_equals_one_rank(run_on_ranks, case, comm_type, s
     torch.testing.assert_close(merged, loss.detach(), rtol=1e-6, atol=1e-6)
     for name, param in model.named_parameters():
         torch.testing.assert_close(ranks[0]["grads"][name], param.grad, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("sequence_parallel", [False, True])
+def test_dropout_in_the_tensor_parallel_region_draws_from_the_model_parallel_stream(
+    sequence_parallel,
+):
+    """As the original: attention dropout (and embedding dropout on sequence shards) draws
+    from the tracker's model-parallel stream, seeded per tensor-parallel rank, so the ranks'
+    heads get their own masks; the default generator, shared by the ranks, is left alone."""
+    from gpt_parallel.random import MODEL_PARALLEL_RNG, RNGStatesTracker, model_parallel_manual_seed
+
+    def states_after_forward(stream_rank: int) -> tuple[torch.Tensor, ...]:
+        """Rank 0's slice of the model, with the stream of tensor-parallel rank `stream_rank`."""
+        tracker = RNGStatesTracker("cpu")
+        model_parallel_manual_seed(tracker, 1234, tp_rank=stream_rank)
+        config = TransformerConfig.from_flat(
+            **{**TINY, "attention_dropout": 0.5, "hidden_dropout": 0.0}, **CASES["gpt2"]
+        )
+        partition = TensorParallelPartition(2, 0, None, sequence_parallel)
+        provider = LocalProvider(config, partition, rng_fork=tracker.fork)
+        model = GPTModel(config, provider=provider, init_generator=torch.Generator().manual_seed(7))
+        model.train()
+        before = torch.get_rng_state()
+        tokens, _ = _batch()
+        tokens = tokens % 32  # this rank's half of the vocabulary
+        out = model(tokens)
+        return before, torch.get_rng_state(), tracker.get_states()[MODEL_PARALLEL_RNG], out
+
+    before, after, stream0, out0 = states_after_forward(0)
+    assert torch.equal(before, after)  # nothing drawn from the default generator
+    _, _, again, same = states_after_forward(0)
+    assert torch.equal(stream0, again) and torch.equal(out0, same)
+    _, _, stream1, out1 = states_after_forward(1)
+    assert not torch.equal(stream0, stream1)
+    assert not torch.equal(out0, out1)  # the same weights, another rank's masks

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
@@ -63,6 +64,7 @@ def build_model(
     compile: CompileChoice = "auto",
     partition: TensorParallelPartition | None = None,
     context: ContextParallelPartition | None = None,
+    rng_fork: Callable[[], AbstractContextManager] | None = None,
 ) -> GPTModel:
     """The model with its weights drawn from the (already seeded) CPU generator, then moved.
 
@@ -71,9 +73,11 @@ def build_model(
     choice the CLI read from the environment (`cli.compile_choice`). `partition` and `context`
     are this rank's tensor- and context-parallel slice (the whole model when None); each rank
     draws the full master weights and keeps its slice, so any layout starts from the same model.
+    `rng_fork` (the RNG tracker's fork) is the stream dropout inside the tensor-parallel region
+    draws from.
     """
     expect_typed(config, TransformerConfig, "build_model")
-    provider = provider_for(config, partition, context=context, compile=compile)
+    provider = provider_for(config, partition, context=context, compile=compile, rng_fork=rng_fork)
     model = GPTModel(config, provider=provider, device="cpu")
     return model.to(device)
 

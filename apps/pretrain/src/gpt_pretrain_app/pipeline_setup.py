@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,12 +52,13 @@ def build_model_chunks(
     compile: CompileChoice,
     partition: TensorParallelPartition,
     context: ContextParallelPartition,
+    rng_fork: Callable[[], AbstractContextManager] | None = None,
 ) -> ModelChunks:
     """This pipeline rank's chunks, each drawing exactly the one-process model's weights for
     the layers it holds (from ``--seed``, whatever the stage: the original instead seeds
     stage ``p`` with ``seed + 100 * p``, so its stages start from other weights)."""
     config = run.model
-    provider = provider_for(config, partition, context=context, compile=compile)
+    provider = provider_for(config, partition, context=context, compile=compile, rng_fork=rng_fork)
     chunks = []
     for stage in plan.rank_stages(pp_rank):
         chunk = GPTModel(

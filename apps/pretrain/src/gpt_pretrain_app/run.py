@@ -205,12 +205,18 @@ def set_up(args: argparse.Namespace, guard_flags) -> Setup:
             compile=compile_mode,
             partition=tensor,
             context=context,
+            rng_fork=tracker.fork,
         )
         tie_embeddings_across_stages(model, state)
         pipeline = PipelineStep.build(config, state)
     else:
         model = build_model(
-            config.model, process.device, compile=compile_mode, partition=tensor, context=context
+            config.model,
+            process.device,
+            compile=compile_mode,
+            partition=tensor,
+            context=context,
+            rng_fork=tracker.fork,
         )
     out.log(
         " > number of parameters on (tensor, pipeline) model parallel rank "

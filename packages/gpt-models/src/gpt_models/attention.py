@@ -61,6 +61,8 @@ class SelfAttention(nn.Module):
         self._apply_rope = provider.apply_rope()
         self.rotary_interleaved = config.rotary_interleaved
         self.recompute_core_attention = "core_attn" in config.selective_recompute_modules
+        # Each tensor-parallel rank drops out its own heads' probabilities (None: one rank).
+        self._in_tensor_parallel_rng = provider.tensor_parallel_rng_runner()
 
     def project_qkv(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """[s, b, h] -> q [s, b, nh, d], k and v [s, b, ng, d] (q/k norms applied)."""
@@ -90,13 +92,26 @@ class SelfAttention(nn.Module):
         if rotary is not None and self.apply_rope:
             query = self._apply_rope(query, rotary.cos, rotary.sin, self.rotary_interleaved)
             key = self._apply_rope(key, rotary.cos, rotary.sin, self.rotary_interleaved)
+        if self._in_tensor_parallel_rng is None:
+            context = self._core(query, key, value, attention_mask)
+        else:
+            context = self._in_tensor_parallel_rng(self._core, query, key, value, attention_mask)
+        return self.linear_proj(context)
+
+    def _core(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Core attention, recomputed in backward with --recompute-modules core_attn (the
+        recomputation restores the RNG state the forward drew its dropout from)."""
         if self.recompute_core_attention and self.training and torch.is_grad_enabled():
-            context = checkpoint(
+            return checkpoint(
                 self.core_attention, query, key, value, attention_mask, use_reentrant=False
             )
-        else:
-            context = self.core_attention(query, key, value, attention_mask)
-        return self.linear_proj(context)
+        return self.core_attention(query, key, value, attention_mask)
 
     def forward(
         self,

@@ -53,6 +53,7 @@ class LanguageModelEmbedding(nn.Module):
         position_embeddings: nn.Module | None,
         *,
         to_sequence_shards: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        dropout_runner: Callable[..., torch.Tensor] | None = None,
     ) -> None:
         """``to_sequence_shards`` (sequence parallelism) keeps this rank's part of the
         sequence; None when the word embeddings already return sequence-first shards or
@@ -61,6 +62,8 @@ class LanguageModelEmbedding(nn.Module):
         self.word_embeddings = word_embeddings
         self.position_embeddings = position_embeddings
         self.to_sequence_shards = to_sequence_shards
+        self.dropout_runner = dropout_runner
+        """Runs the dropout in the model-parallel RNG stream (sequence shards differ per rank)."""
         self.sequence_first_words = bool(getattr(word_embeddings, "reduce_scatter", False))
         self.fp32_residual_connection = config.fp32_residual_connection
         self.embedding_dropout = nn.Dropout(config.hidden_dropout)
@@ -81,6 +84,8 @@ class LanguageModelEmbedding(nn.Module):
                 embeddings = self.to_sequence_shards(embeddings)
         if self.fp32_residual_connection:
             embeddings = embeddings.float()
+        if self.dropout_runner is not None:
+            return self.dropout_runner(self.embedding_dropout, embeddings)
         return self.embedding_dropout(embeddings)
 
 

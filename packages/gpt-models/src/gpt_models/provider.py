@@ -27,6 +27,7 @@ the regions, fused kernels and the logits pool belong to the provider, not to a 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 import torch
@@ -109,6 +110,8 @@ class Provider(Protocol):
 
     def core_attention(self, layer_number: int) -> nn.Module: ...
 
+    def tensor_parallel_rng_runner(self) -> Callable[..., torch.Tensor] | None: ...
+
     def layer_region(self) -> Compiled | None: ...
 
     def loss_region(self) -> Compiled | None: ...
@@ -137,8 +140,13 @@ class LocalProvider:
         *,
         context: ContextParallelPartition | None = None,
         compile: CompileChoice = "off",
+        rng_fork: Callable[[], AbstractContextManager] | None = None,
     ) -> None:
+        """``rng_fork`` enters the model-parallel RNG stream (the RNG tracker's ``fork``, each
+        tensor-parallel rank seeded differently): dropout inside the tensor-parallel region
+        and on sequence shards draws from it, as in the original."""
         self.config = config
+        self._rng_fork = rng_fork
         self.partition = partition or TensorParallelPartition()
         self.partition.check(config)
         self.context = context or ContextParallelPartition()
@@ -258,7 +266,10 @@ class LocalProvider:
             def to_shards(x: torch.Tensor) -> torch.Tensor:
                 return scatter_to_sequence_shards(x, part)
 
-        return LanguageModelEmbedding(c, words, positions, to_sequence_shards=to_shards)
+        dropout_runner = self.tensor_parallel_rng_runner() if part.sequence_parallel else None
+        return LanguageModelEmbedding(
+            c, words, positions, to_sequence_shards=to_shards, dropout_runner=dropout_runner
+        )
 
     def output_layer(self, *, own_weight: bool, device: Device = None) -> OutputLayer:
         """Logits over this rank's vocabulary rows (its weight split like the embeddings)."""
@@ -329,6 +340,23 @@ class LocalProvider:
             attention_dropout=c.attention_dropout,
             prefer_flash_attn=c.attention_backend == "flash",
         )
+
+    def tensor_parallel_rng_runner(self) -> Callable[..., torch.Tensor] | None:
+        """``run(fn, *args)``: ``fn`` in the model-parallel RNG stream, eagerly (the stream
+        switch stays out of compiled graphs); None when nothing needs it (one tensor-parallel
+        rank, no tracker, or no dropout to draw)."""
+        c = self.config
+        if self.partition.size == 1 or self._rng_fork is None:
+            return None
+        if c.attention_dropout == 0.0 and c.hidden_dropout == 0.0:
+            return None
+        fork = self._rng_fork
+
+        def run(fn: Callable[..., torch.Tensor], *args: object) -> torch.Tensor:
+            with fork():
+                return fn(*args)
+
+        return eager(run)
 
     # ------------------------------------------------------------------ compiled regions
     def layer_fusions(self) -> tuple[str, ...]:
@@ -404,7 +432,8 @@ def provider_for(
     *,
     context: ContextParallelPartition | None = None,
     compile: CompileChoice = "off",
+    rng_fork: Callable[[], AbstractContextManager] | None = None,
 ) -> LocalProvider:
     """The provider for --transformer-impl; Transformer Engine kernels are not wired in yet,
     so both choices use the local kernels (the state dict can still be exported with TE names)."""
-    return LocalProvider(config, partition, context=context, compile=compile)
+    return LocalProvider(config, partition, context=context, compile=compile, rng_fork=rng_fork)
