@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 from gpt_ckpt.legacy_reader import LegacyCheckpoint, load_file
 from gpt_ckpt.legacy_writer import CHECKPOINT_VERSION, shard_path, write_shard, write_tracker
-from gpt_parallel.collectives import group_rank, group_size
+from gpt_parallel.collectives import all_gather_object, group_rank, group_size
 from gpt_parallel.parallel_state import ParallelState
 from gpt_parallel.random import RNGStatesTracker, get_rng_state, set_rng_state
 
@@ -87,7 +87,7 @@ class Checkpointer:
         self.log(f"saving checkpoint at iteration {iteration:7d} to {c.save} in torch format")
         shards = None
         if self.sharded_optimizer and not c.no_save_optim:
-            shards = _gather(trainer.optimizer.state_dict(), trainer.ddp.dp_group)
+            shards = all_gather_object(trainer.optimizer.state_dict(), trainer.ddp.dp_group)
         if self.writes_shard:
             path = self._shard_path(iteration)
             write_shard(path, self.content(trainer))
@@ -137,11 +137,9 @@ class Checkpointer:
     def _rng_states(self) -> list[dict[str, Any]]:
         """One entry, or one per data-parallel rank with --data-parallel-random-init."""
         mine = get_rng_state(self.tracker)
-        if not self.run.seed.data_parallel_random_init or not dist.is_initialized():
+        if not self.run.seed.data_parallel_random_init:
             return [mine]
-        gathered: list[Any] = [None] * self.state.dp_size
-        dist.all_gather_object(gathered, mine, group=self.state.group("dp"))
-        return gathered
+        return all_gather_object(mine, self.state.group("dp"))
 
     def _load_sharded_optimizer(self, checkpoint: LegacyCheckpoint, trainer: Any) -> None:
         """This data-parallel rank's shard of the optimizer state, from `distrib_optim.pt`."""
@@ -205,15 +203,6 @@ DISTRIBUTED_OPTIMIZER_FILENAME = "distrib_optim.pt"
 every data-parallel rank's own shard state (``DistributedOptimizer.state_dict``), in rank
 order, so a run with the same layout resumes exactly; the original gathers the shards into
 flat per-bucket tensors instead, so the two programs do not read each other's file."""
-
-
-def _gather(state: dict[str, Any], group: Any) -> list[dict[str, Any]]:
-    """Every data-parallel rank's optimizer shard, in group-rank order (on every rank)."""
-    if group_size(group) == 1:
-        return [state]
-    gathered: list[Any] = [None] * group_size(group)
-    dist.all_gather_object(gathered, state, group=group)
-    return gathered
 
 
 def _hyperparameters(optimizer: Any) -> list[dict[str, Any]]:

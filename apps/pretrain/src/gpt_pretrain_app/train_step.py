@@ -74,6 +74,14 @@ def next_batch(data_iterator: Any, device: torch.device, use_causal_shortcut: bo
     return moved
 
 
+def prepared_batch(data_iterator: Any, device: torch.device, settings: StepSettings) -> dict:
+    """The next micro-batch on `device`, its ids checked, cut to this context-parallel rank."""
+    batch = next_batch(data_iterator, device, settings.use_causal_shortcut)
+    if settings.vocab_size is not None:
+        check_batch_ids(batch, settings.vocab_size)
+    return context_parallel_part(batch, *settings.context_parallel)
+
+
 def context_parallel_part(batch: dict, rank: int, size: int) -> dict:
     """This context-parallel rank's chunks of every tensor of the micro-batch."""
     if size == 1:
@@ -152,10 +160,7 @@ def forward_backward(
         for index in range(num_microbatches):
             _start(timers, "forward-compute")
             _start(timers, "batch-generator")
-            batch = next_batch(data_iterator, device, settings.use_causal_shortcut)
-            if settings.vocab_size is not None:
-                check_batch_ids(batch, settings.vocab_size)
-            batch = context_parallel_part(batch, *settings.context_parallel)
+            batch = prepared_batch(data_iterator, device, settings)
             _stop(timers, "batch-generator")
             loss_sum, num_tokens = forward_microbatch(model, batch, checks)
             _stop(timers, "forward-compute")
@@ -193,10 +198,7 @@ def pipelined_forward_backward(
 
     def batch(index: int) -> dict:
         while len(batches) <= index:
-            fresh = next_batch(data_iterator, device, settings.use_causal_shortcut)
-            if settings.vocab_size is not None:
-                check_batch_ids(fresh, settings.vocab_size)
-            batches.append(context_parallel_part(fresh, *settings.context_parallel))
+            batches.append(prepared_batch(data_iterator, device, settings))
         return batches[index]
 
     tokens_seen: list[torch.Tensor] = []

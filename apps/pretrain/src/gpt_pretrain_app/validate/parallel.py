@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from gpt_parallel.pipeline_layout import plan_pipeline_stages
+from gpt_flags.flagspec import from_namespace
+from gpt_parallel.layout_config import DistributedConfig
+from gpt_parallel.pipeline_layout import plan_from_config
 
 from ..errors import ArgsError
 from .context import Resolution, require
@@ -180,15 +182,6 @@ def check_pipeline_layout(r: Resolution) -> None:
     if a.pipeline_model_parallel_size == 1 and a.pipeline_model_parallel_layout is None:
         return
     try:
-        plan_pipeline_stages(
-            num_layers=a.num_layers,
-            pipeline_model_parallel_size=a.pipeline_model_parallel_size,
-            virtual_pipeline_model_parallel_size=a.virtual_pipeline_model_parallel_size,
-            decoder_first_pipeline_num_layers=a.decoder_first_pipeline_num_layers,
-            decoder_last_pipeline_num_layers=a.decoder_last_pipeline_num_layers,
-            account_for_embedding_in_pipeline_split=a.account_for_embedding_in_pipeline_split,
-            account_for_loss_in_pipeline_split=a.account_for_loss_in_pipeline_split,
-            pipeline_model_parallel_layout=a.pipeline_model_parallel_layout,
-        )
+        plan_from_config(from_namespace(DistributedConfig, a), num_layers=a.num_layers)
     except ValueError as err:
         raise ArgsError(str(err)) from None

@@ -171,14 +171,19 @@ class DistributedDataParallel(torch.nn.Module):
         self._param_gather_hooks = []
         self.start_param_sync(force_sync=True)
 
-    @torch.no_grad()
     def broadcast_params(self) -> None:
         """Copy DP rank 0's parameters to every replica (unless ``--data-parallel-random-init``)."""
-        if group_size(self.dp_group) == 1:
-            return
-        src = dist.get_global_rank(self.dp_group, 0)
-        for param in self.module.parameters():
-            dist.broadcast(param.data, src=src, group=self.dp_group)
+        broadcast_from_first_rank(self.module, self.dp_group)
+
+
+@torch.no_grad()
+def broadcast_from_first_rank(module: torch.nn.Module, group: ProcessGroup | None) -> None:
+    """``group``'s first rank's parameters on every rank of it (nothing for one rank)."""
+    if group_size(group) == 1:
+        return
+    src = dist.get_global_rank(group, 0)
+    for param in module.parameters():
+        dist.broadcast(param.data, src=src, group=group)
 
 
 def _instance_groups(

@@ -11,24 +11,23 @@ import dataclasses
 from typing import Any
 
 import torch
-import torch.distributed as dist
 
 from gpt_parallel.collectives import ProcessGroup, group_size
 from gpt_parallel.ddp.config import DDPConfig
-from gpt_parallel.ddp.data_parallel import DistributedDataParallel
+from gpt_parallel.ddp.data_parallel import DistributedDataParallel, broadcast_from_first_rank
 from gpt_parallel.ddp.distributed_optimizer import DistributedOptimizer
 from gpt_parallel.fsdp.data_parallel import DataParallel, DDPDataParallel, FSDP2DataParallel
 from gpt_parallel.fsdp.dtensor_optimizer import ShardedStatsOptimizer
 from gpt_parallel.fsdp.strategy import check_strategy, fsdp2_excludes_distributed_optimizer
 from gpt_parallel.fsdp.torch_fsdp2 import apply_torch_fsdp2
 from gpt_parallel.fsdp.zero2 import Zero2Optimizer
-from gpt_parallel.optim.builder import build_grad_scaler, build_optimizer
+from gpt_parallel.optim.builder import build_distributed_optimizer, build_optimizer
 from gpt_parallel.optim_config import OptimizerConfig
 from gpt_parallel.precision_config import PrecisionConfig
 from gpt_parallel.schedule_config import LearningRateConfig
 
 # build_optimizer's keywords that the distributed optimizers take too.
-_SHARED_KEYS = ("log_num_zeros_in_grad", "tp_rank", "counts_for_norm")
+_SHARED_KEYS = ("kind", "log_num_zeros_in_grad", "tp_rank")
 
 
 def wrap_data_parallel(
@@ -59,7 +58,7 @@ def wrap_data_parallel(
     common = dict(grad_stats_group=grad_stats_group, **optimizer_kwargs)
     if strategy == "optim_grads_params":
         fsdp2_excludes_distributed_optimizer(ddp_config.use_distributed_optimizer)
-        _broadcast_params(model, dp_group)
+        broadcast_from_first_rank(model, dp_group)
         apply_torch_fsdp2(model, dp_group, reshard_after_forward=reshard_after_forward)
         plain = build_optimizer(
             model.named_parameters(), optimizer_config, learning_rate, precision, **common
@@ -75,15 +74,13 @@ def wrap_data_parallel(
             model.named_parameters(), optimizer_config, learning_rate, precision, **common
         )
         return DDPDataParallel(strategy, model, ddp, optimizer)
-    # The inner torch optimizer over the model params; the distributed one keeps fp32 pieces.
-    plain = build_optimizer(model.named_parameters(), optimizer_config, learning_rate, **common)
-    device = next(model.parameters()).device
-    optimizer = (Zero2Optimizer if strategy == "optim_grads" else DistributedOptimizer)(
-        plain.optimizer,
+    optimizer = build_distributed_optimizer(
         ddp,
-        clip_grad=optimizer_config.clip_grad,
+        optimizer_config,
+        learning_rate,
+        precision,
         grad_stats_group=_dp_stats_group(strategy, dp_group, grad_stats_group, dp_stats_group),
-        grad_scaler=build_grad_scaler(precision or PrecisionConfig(), device),
+        optimizer_class=Zero2Optimizer if strategy == "optim_grads" else DistributedOptimizer,
         **{k: v for k, v in optimizer_kwargs.items() if k in _SHARED_KEYS},
     )
     return DDPDataParallel(strategy, model, ddp, optimizer)
@@ -103,13 +100,3 @@ def _dp_stats_group(
             " dp_stats_group (the data- and model-parallel ranks) for its grad norm"
         )
     return dp_group
-
-
-@torch.no_grad()
-def _broadcast_params(model: torch.nn.Module, dp_group: ProcessGroup | None) -> None:
-    """DP rank 0's weights everywhere, so each rank's shard is a slice of the same model."""
-    if group_size(dp_group) == 1:
-        return
-    src = dist.get_global_rank(dp_group, 0)
-    for param in model.parameters():
-        dist.broadcast(param.data, src=src, group=dp_group)

@@ -141,6 +141,7 @@ def build_distributed_optimizer(
     grad_stats_group: ProcessGroup | None = None,
     tp_rank: int = 0,
     cpu_offload: CpuOffloadConfig | None = None,
+    optimizer_class: type[DistributedOptimizer] | None = None,
 ) -> DistributedOptimizer:
     """``--use-distributed-optimizer``: the groups and inner optimizer ``build_optimizer``
     makes, over this rank's shards of ``ddp``'s buffers (ZeRO-1).
@@ -149,6 +150,7 @@ def build_distributed_optimizer(
     whole world for a dense model; one instance's ranks, ``ParallelState.group("intra-dist-opt")``,
     with ``--num-distributed-optimizer-instances`` > 1): the norm sums the pieces' squares over
     it. ``cpu_offload`` (``CpuOffloadConfig.from_flags``) keeps part of the state on the CPU.
+    ``optimizer_class`` picks a subclass (ZeRO-2's, for megatron-fsdp's optim_grads).
     """
     from gpt_parallel.ddp.distributed_optimizer import DistributedOptimizer
 
@@ -163,7 +165,7 @@ def build_distributed_optimizer(
     scaler = None
     if precision.fp16 or precision.bf16:
         scaler = build_grad_scaler(precision, ddp.grad_buffers[0].grad_data.device)
-    return DistributedOptimizer(
+    return (optimizer_class or DistributedOptimizer)(
         plain.optimizer,
         ddp,
         clip_grad=config.clip_grad,
