@@ -1,4 +1,5 @@
-"""HF GPT-2 / Llama / Qwen2 models load into GPTModel with the same logits, and map back."""
+"""HF GPT-2 / Llama / Mistral / Qwen2 / Mixtral models load into GPTModel with the same
+logits, and map back."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ from transformers import (
     GPT2LMHeadModel,
     LlamaConfig,
     LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
+    MixtralConfig,
+    MixtralForCausalLM,
     Qwen2Config,
     Qwen2ForCausalLM,
 )
@@ -36,7 +41,7 @@ LLAMA_SIZES = dict(
 )
 
 
-def gpt2() -> tuple[type, GPT2Config]:
+def gpt2(**changes) -> tuple[type, GPT2Config]:
     cfg = GPT2Config(
         vocab_size=VOCAB,
         n_embd=64,
@@ -48,6 +53,7 @@ def gpt2() -> tuple[type, GPT2Config]:
         attn_pdrop=0.0,
         bos_token_id=0,
         eos_token_id=0,
+        **changes,
     )
     return GPT2LMHeadModel, cfg
 
@@ -95,6 +101,14 @@ CASES = {
         ),
     ),
     "qwen2": lambda: (Qwen2ForCausalLM, Qwen2Config(**LLAMA_SIZES, num_key_value_heads=2)),
+    "mistral": lambda: (MistralForCausalLM, MistralConfig(**LLAMA_SIZES, num_key_value_heads=2)),
+    "mixtral": lambda: (
+        MixtralForCausalLM,
+        MixtralConfig(
+            **LLAMA_SIZES, num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2
+        ),
+    ),
+    "gpt2-exact-gelu": lambda: gpt2(activation_function="gelu"),
 }
 
 
@@ -123,6 +137,8 @@ def test_hf_weights_give_the_same_logits_in_fp32(name: str) -> None:
     assert (got[..., :VOCAB] - expected).abs().max().item() < 1e-4
     assert torch.all(got[..., VOCAB:] == 0)  # padded rows are zero
 
+    if name == "mixtral":  # maps back to the files' per-expert names (tests/convert_ckpt)
+        return
     back = gpt_to_hf_state_dict(ours.state_dict(), hf_cfg, config)
     reference = hf.state_dict()
     assert set(back) == set(reference)

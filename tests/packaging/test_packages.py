@@ -61,6 +61,7 @@ DISTRIBUTION_OF = {
     "yaml": "pyyaml",
     "flash_attn": "flash-attn",
     "transformer_engine": "transformer-engine",
+    "gpt_pretrain_app": "pretrain",
 }
 #: Imports that bring in a distribution beside the one named by their first component.
 SUBMODULE_DISTRIBUTIONS = {"torch.utils.tensorboard": "tensorboard"}

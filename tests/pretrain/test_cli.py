@@ -73,8 +73,8 @@ def test_flag_status_counts_add_up_to_every_flag():
 def test_a_flag_that_does_not_act_yet_is_refused_not_ignored():
     not_implemented = next(r for r in flag_statuses() if r.status == "not implemented yet")
     assert not_implemented.flag
-    with pytest.raises(ArgsError, match="--async-save is not implemented yet"):
-        guard_flags(parse_args(["--async-save"]), cuda_available=False)
+    with pytest.raises(ArgsError, match="--ckpt-fully-parallel-load is not implemented yet"):
+        guard_flags(parse_args(["--ckpt-fully-parallel-load"]), cuda_available=False)
 
 
 def test_a_gpu_only_flag_names_what_it_needs():

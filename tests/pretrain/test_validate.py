@@ -124,7 +124,6 @@ INVALID = [
     (["--save", "ckpt"], 1, BASE, "--save needs --save-interval"),
     (["--save", "ckpt", "--save-interval", "4", "--save-retain-interval", "6"], 1, BASE, "must be a multiple of --save-interval"),
     (["--load-main-params-from-ckpt"], 1, BASE, "--load-main-params-from-ckpt needs --no-load-optim"),
-    (["--ckpt-format", "torch_dcp"], 1, BASE, "--ckpt-format torch_dcp needs --use-torch-fsdp2"),
     (["--ckpt-format", "fsdp_dtensor"], 1, BASE, "--ckpt-format fsdp_dtensor needs --use-megatron-fsdp"),
     (["--async-save"], 1, BASE, "--async-save needs --save"),
     (["--use-checkpoint-args"], 1, BASE, "--use-checkpoint-args needs --load"),

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = sorted(ROOT.glob("packages/*/src/*/config.py")) + sorted(
-    ROOT.glob("apps/*/src/*/config.py")
+CONFIGS = sorted(ROOT.glob("packages/*/src/*/*config.py")) + sorted(
+    ROOT.glob("apps/*/src/*/*config.py")
 )
 STATUS_NAMES = {
     "effective": "EFFECTIVE",

@@ -178,7 +178,7 @@ class TrainingLoopConfig:
         "--exit-signal-handler",
         action="store_true",
         help="Dynamically save the checkpoint and shutdown the training if SIGTERM is received",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     tensorboard_dir: str | None = flag(
         None,
@@ -277,7 +277,7 @@ class LoggingConfig:
         "--log-progress",
         action="store_true",
         help="If set, log progress (in terms of number of processed tokens and number of floating-point operations) to progress.txt file in checkpoint directory.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     timing_log_level: int = flag(
         0,

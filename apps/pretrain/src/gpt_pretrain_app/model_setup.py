@@ -18,6 +18,7 @@ from gpt_models.config import TransformerImplConfig
 from gpt_models.kernels.compiled import CompileChoice
 from gpt_models.partition import ContextParallelPartition, TensorParallelPartition
 from gpt_models.provider import provider_for
+from gpt_moe.layer import MoEGroups
 from gpt_tokenizers import SFTPromptConfig, build_tokenizer, resolve_padded_vocab_size
 
 from .run_config import RunConfig, expect_typed
@@ -65,6 +66,7 @@ def build_model(
     partition: TensorParallelPartition | None = None,
     context: ContextParallelPartition | None = None,
     rng_fork: Callable[[], AbstractContextManager] | None = None,
+    moe_groups: MoEGroups | None = None,
 ) -> GPTModel:
     """The model with its weights drawn from the (already seeded) CPU generator, then moved.
 
@@ -73,12 +75,13 @@ def build_model(
     choice the CLI read from the environment (`cli.compile_choice`). `partition` and `context`
     are this rank's tensor- and context-parallel slice (the whole model when None); each rank
     draws the full master weights and keeps its slice, so any layout starts from the same model.
+    `moe_groups` are the MoE layers' process groups (expert parallelism).
     `rng_fork` (the RNG tracker's fork) is the stream dropout inside the tensor-parallel region
     draws from.
     """
     expect_typed(config, TransformerConfig, "build_model")
     provider = provider_for(config, partition, context=context, compile=compile, rng_fork=rng_fork)
-    model = GPTModel(config, provider=provider, device="cpu")
+    model = GPTModel(config, provider=provider, device="cpu", moe_groups=moe_groups)
     return model.to(device)
 
 

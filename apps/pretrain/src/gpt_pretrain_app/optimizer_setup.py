@@ -25,6 +25,7 @@ def build_optimizer_and_scheduler(
     tp_rank: int,
     ddp: Any = None,
     optimizer: Any = None,
+    expert_grad_stats_group: Any = None,
 ) -> tuple[MegatronOptimizer | DistributedOptimizer, OptimizerParamScheduler]:
     """The optimizer (sharded over the data-parallel ranks with --use-distributed-optimizer,
     which needs the DDP wrapper `ddp`; or `optimizer`, the one FSDP built) and its scheduler."""
@@ -48,7 +49,12 @@ def build_optimizer_and_scheduler(
             )
         elif optimizer is None:
             optimizer = build_optimizer(
-                model.named_parameters(), run.optimizer, run.learning_rate, run.precision, **common
+                model.named_parameters(),
+                run.optimizer,
+                run.learning_rate,
+                run.precision,
+                expert_grad_stats_group=expert_grad_stats_group,
+                **common,
             )
         scheduler = build_scheduler(
             optimizer,

@@ -85,6 +85,7 @@ def wrap_data_parallel(
         state.group("dp-cp"),
         intra_instance_group=state.group("intra-dp-cp"),
         inter_instance_group=state.group("inter-dp-cp"),
+        expert_dp_group=state.group("edp"),
     )
     if run.seed.data_parallel_random_init:
         # Each replica drew its own weights; the original then copies DP rank 0's to all.
@@ -129,6 +130,14 @@ def grad_stats_group(run: RunConfig, state: ParallelState) -> Any:
             return state.group("intra-dist-opt")  # each instance holds the whole gradient
         return dist.group.WORLD
     return state.group("tp-pp")
+
+
+def expert_grad_stats_group(run: RunConfig, state: ParallelState) -> Any:
+    """Where the routed experts' gradient statistics are summed with the plain optimizer: the
+    expert model-parallel group (the distributed optimizer's whole-world sum covers them)."""
+    if run.model.num_experts is None or run.distributed.use_distributed_optimizer:
+        return None
+    return state.group("etp-ep-pp")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from gpt_models import GPTModel
 from gpt_models.kernels.compiled import CompileChoice
 from gpt_models.partition import ContextParallelPartition, TensorParallelPartition
 from gpt_models.provider import provider_for
+from gpt_moe.layer import MoEGroups
 from gpt_parallel.collectives import all_reduce_, group_size
 from gpt_parallel.parallel_state import ParallelState
 from gpt_parallel.pipeline.engine import run_pipeline_schedule
@@ -53,6 +54,7 @@ def build_model_chunks(
     partition: TensorParallelPartition,
     context: ContextParallelPartition,
     rng_fork: Callable[[], AbstractContextManager] | None = None,
+    moe_groups: MoEGroups | None = None,
 ) -> ModelChunks:
     """This pipeline rank's chunks, each drawing exactly the one-process model's weights for
     the layers it holds (from ``--seed``, whatever the stage: the original instead seeds
@@ -70,6 +72,7 @@ def build_model_chunks(
             device="cpu",
             init_generator=torch.Generator().manual_seed(run.seed.seed),
             layout_independent_init=True,
+            moe_groups=moe_groups,
         )
         chunks.append(chunk.to(device))
     return ModelChunks(chunks)

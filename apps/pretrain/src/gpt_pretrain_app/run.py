@@ -27,6 +27,7 @@ from gpt_parallel.parallel_state import ParallelState
 from gpt_parallel.random import RNGStatesTracker, set_random_seed
 from gpt_tokenizers import TokenizerError
 
+from .checkpoint_args import apply_checkpoint_args
 from .checkpoint_load import check_load_flags, load_pretrained_weights
 from .checkpointing import Checkpointer, check_save_flags
 from .cli import compile_choice
@@ -40,9 +41,11 @@ from .model_setup import (
     build_transformer_config,
     count_parameters,
 )
+from .moe_step import MoEStep, moe_groups
 from .optimizer_setup import build_microbatch_calculator, build_optimizer_and_scheduler
 from .parallel_setup import (
     GradFinalizer,
+    expert_grad_stats_group,
     grad_stats_group,
     model_partitions,
     uses_fsdp,
@@ -56,6 +59,7 @@ from .pipeline_setup import (
     pipeline_plan,
     tie_embeddings_across_stages,
 )
+from .progress_log import ProgressLog
 from .result_checks import ResultChecks, UnexpectedResult
 from .run_config import RunConfig
 from .timers import Timers
@@ -161,6 +165,8 @@ def set_up(args: argparse.Namespace, guard_flags) -> Setup:
     start = time.time()
     warn_lines: list[str] = []
     guard_flags(args, cuda_available(), warn=warn_lines.append)
+    checkpoint_arg_lines: list[str] = []
+    args = apply_checkpoint_args(args, checkpoint_arg_lines.append)
     world_size = (
         dist.get_world_size() if dist.is_initialized() else int(os.getenv("WORLD_SIZE", "1"))
     )
@@ -176,7 +182,7 @@ def set_up(args: argparse.Namespace, guard_flags) -> Setup:
     out = _printers(process)
     for text in [*warn_lines, *config.warnings]:
         out.warn(text)
-    for text in config.messages:
+    for text in [*checkpoint_arg_lines, *config.messages]:
         out.log(text)
 
     state = ParallelState.build(
@@ -206,6 +212,7 @@ def set_up(args: argparse.Namespace, guard_flags) -> Setup:
             partition=tensor,
             context=context,
             rng_fork=tracker.fork,
+            moe_groups=moe_groups(state),
         )
         tie_embeddings_across_stages(model, state)
         pipeline = PipelineStep.build(config, state)
@@ -217,6 +224,7 @@ def set_up(args: argparse.Namespace, guard_flags) -> Setup:
             partition=tensor,
             context=context,
             rng_fork=tracker.fork,
+            moe_groups=moe_groups(state),
         )
     out.log(
         " > number of parameters on (tensor, pipeline) model parallel rank "
@@ -229,6 +237,7 @@ def set_up(args: argparse.Namespace, guard_flags) -> Setup:
             config,
             tp_rank=state.tp_rank,
             pp_rank=state.pp_rank,
+            ep_rank=state.ep_rank,
             log=out.log,
             warn=out.warn,
         )
@@ -254,9 +263,17 @@ def set_up(args: argparse.Namespace, guard_flags) -> Setup:
     out.log("done with setup ...")
     writer = open_writers(config, process.is_last)
     trainer = _trainer(config, model, trainer_parts, process, state, writer, out.log_last, pipeline)
+    trainer.moe = MoEStep.build(model, config.model, state, config.loop.calculate_per_token_loss)
     trainer.checkpointer = Checkpointer(config, state, tracker, out.log)
     if resuming:
         trainer.checkpointer.resume(checkpoint, trainer)
+    if config.logging.log_progress and config.checkpoint.save:
+        trainer.progress = ProgressLog(
+            config.checkpoint.save,
+            world_size=process.world_size,
+            writes=state.rank == 0,
+            flops_at_start=trainer.state.floating_point_operations_so_far,
+        )
     return Setup(config, process, state, tokenizer, model, data, trainer, writer, out.log)
 
 
@@ -304,6 +321,7 @@ def _optimization(config: RunConfig, model: torch.nn.Module, state: ParallelStat
         model,
         config,
         grad_stats_group=grad_stats_group(config, state),
+        expert_grad_stats_group=expert_grad_stats_group(config, state),
         tp_rank=state.tp_rank,
         ddp=ddp,
         optimizer=None if sharded is None else sharded.optimizer,
@@ -394,12 +412,16 @@ def execute(setup: Setup) -> int:
     try:
         if not skip_train and data.do_train:
             log("training ...")
+            if trainer.progress is not None:
+                trainer.progress.start_job()
             log(datetime_marker("before the start of training step"))
             trainer.train(data.train, data.valid if data.do_valid else [])
             log(datetime_marker("after training is done"))
         else:
             log("skipping training (--skip-train) ...")
         iteration = trainer.state.iteration
+        if trainer.exit_requested:
+            return 0  # the original exits here, without the final validation and test
         if data.do_valid:
             trainer.evaluate_and_print(
                 f"iteration {iteration} on validation set", data.valid, write=not skip_train

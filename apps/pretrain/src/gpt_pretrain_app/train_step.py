@@ -51,6 +51,8 @@ class StepSettings:
     pipeline: Any = None
     """A PipelineStep when --pipeline-model-parallel-size > 1: the model is this rank's chunks
     and the micro-batches run through the pipeline schedule."""
+    moe: Any = None
+    """A MoEStep for models with experts: router-loss scale, expert-bias update, log values."""
 
 
 @dataclass
@@ -113,6 +115,7 @@ def forward_microbatch(
         position_ids=batch.get("position_ids"),
         attention_mask=batch.get("attention_mask"),
         labels=batch["labels"],
+        loss_mask=batch["loss_mask"],
     )
     return masked_loss(per_token, batch["loss_mask"], checks)
 
@@ -162,6 +165,8 @@ def forward_backward(
             _start(timers, "batch-generator")
             batch = prepared_batch(data_iterator, device, settings)
             _stop(timers, "batch-generator")
+            if settings.moe is not None and not forward_only:
+                settings.moe.before_microbatch(optimizer, num_microbatches)
             loss_sum, num_tokens = forward_microbatch(model, batch, checks)
             _stop(timers, "forward-compute")
             total_tokens += num_tokens
@@ -205,6 +210,8 @@ def pipelined_forward_backward(
 
     def forward_step(chunk_index: int, index: int, input_tensor: torch.Tensor | None):
         chunk = chunks[chunk_index]
+        if settings.moe is not None and not forward_only:
+            settings.moe.before_microbatch(optimizer, num_microbatches)
         data = batch(index) if (chunk.pre_process or chunk.post_process) else {}
         output = chunk(
             data["tokens"] if chunk.pre_process else None,
@@ -307,6 +314,8 @@ def train_step(
         timers=timers,
     )
     _stop(timers, "forward-backward")
+    if settings.moe is not None:
+        settings.moe.after_backward()
     if settings.finalizer is not None:
         _start(timers, "all-grads-sync")
         settings.finalizer.finish()
@@ -326,6 +335,8 @@ def train_step(
     if settings.empty_unused_memory_level >= 2 and torch.cuda.is_available():
         torch.cuda.empty_cache()
     losses = {k: float(v.item()) for k, v in reduce_loss_reports(reports, dp_cp_group).items()}
+    if settings.moe is not None:
+        losses.update(settings.moe.losses(num_microbatches, device))
     return StepResult(losses, not stepped, grad_norm, num_zeros)
 
 

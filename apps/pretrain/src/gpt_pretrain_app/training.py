@@ -24,9 +24,16 @@ from gpt_parallel.collectives import all_reduce_
 from gpt_parallel.ddp import check_param_hashes_across_dp_replicas
 from gpt_parallel.losses import reduce_loss_reports
 
-from .log_lines import IntervalStats, memory_line, training_line, validation_lines
+from .log_lines import (
+    IntervalStats,
+    datetime_marker,
+    memory_line,
+    training_line,
+    validation_lines,
+)
 from .result_checks import ResultChecks, UnexpectedResult
 from .run_config import RunConfig, expect_typed
+from .signals import SigtermFlag
 from .timers import Timers
 from .train_step import StepSettings, forward_backward, train_step
 from .writers import MetricWriter
@@ -96,6 +103,13 @@ class Trainer:
     checkpointer: Any = None
     """The Checkpointer that writes `--save` checkpoints (and resumed this run), or None."""
     last_saved_iteration: int | None = None
+    progress: Any = None
+    """The ProgressLog of --log-progress, or None."""
+    moe: Any = None
+    """The MoEStep of a model with experts (moe_step), or None."""
+    exit_requested: bool = False
+    """Set when the loop stopped early (--exit-interval, --exit-duration-in-mins, SIGTERM with
+    --exit-signal-handler): the run then ends without the final validation and test."""
     state: TrainState = field(default_factory=TrainState)
     history: TrainHistory = field(default_factory=TrainHistory)
 
@@ -118,6 +132,7 @@ class Trainer:
             ddp=self.ddp,
             finalizer=self.finalizer,
             pipeline=self.pipeline,
+            moe=self.moe,
         )
 
     def iteration_flops(self, batch_size: int) -> float:
@@ -140,8 +155,13 @@ class Trainer:
         flops_since_log = 0.0
         self.timers("interval-time", log_level=0).start()
         exit_code = 0
+        sigterm = SigtermFlag() if c.loop.exit_signal_handler else None
+        if sigterm is not None:
+            sigterm.__enter__()
         try:
             while state.iteration < self.train_iters:
+                if self.checkpointer is not None:
+                    self.checkpointer.maybe_finalize()  # a finished --async-save
                 self.microbatches.update(state.consumed_train_samples, True)
                 num_microbatches = self.microbatches.get()
                 self.checks.iteration = state.iteration
@@ -193,10 +213,20 @@ class Trainer:
                     self.timers("interval-time").start()
 
                 self._check_weight_hashes()
+                if sigterm is not None and sigterm.received_anywhere(self.device):
+                    self.save_checkpoint()
+                    self.log(datetime_marker("exiting program after receiving SIGTERM."))
+                    self.exit_requested = True
+                    break
                 if c.checkpoint.save_interval and state.iteration % c.checkpoint.save_interval == 0:
                     self.save_checkpoint()
+                elif self.checkpointer is not None and self.checkpointer.non_persistent_due(
+                    state.iteration
+                ):
+                    self.save_checkpoint(non_persistent=True)
                 if self._should_exit(start_time):
                     self.save_checkpoint()
+                    self.exit_requested = True
                     break
                 if (
                     c.loop.manual_gc
@@ -205,17 +235,24 @@ class Trainer:
                 ):
                     gc.collect()
         finally:
+            if sigterm is not None:
+                sigterm.__exit__(None, None, None)
             self.timers("interval-time").stop()
             if c.loop.manual_gc and gc_was_enabled:
                 gc.enable()
         if state.iteration != 0:
             self.save_checkpoint()  # the last iteration, unless just saved
+        if self.checkpointer is not None:
+            self.checkpointer.close()  # waits for a pending --async-save
         self.writer.flush()
         return exit_code
 
-    def save_checkpoint(self) -> None:
-        """`--save`: write this iteration's checkpoint, once."""
-        if not self.config.checkpoint.save or self.checkpointer is None:
+    def save_checkpoint(self, non_persistent: bool = False) -> None:
+        """`--save`: write this iteration's checkpoint, once (`non_persistent`: the
+        `--non-persistent-save-interval` one, which a persistent save may follow)."""
+        if self.checkpointer is None:
+            return
+        if not (self.config.checkpoint.save or non_persistent):
             return
         if self.last_saved_iteration == self.state.iteration:
             return
@@ -223,9 +260,16 @@ class Trainer:
         if overlap:
             self.ddp.disable_forward_pre_hook()  # every parameter gathered before it is saved
         self.timers("save-checkpoint", log_level=0).start()
-        self.checkpointer.save(self)
+        self.checkpointer.save(self, non_persistent=non_persistent)
         self.timers("save-checkpoint").stop()
-        self.last_saved_iteration = self.state.iteration
+        if not non_persistent:
+            self.last_saved_iteration = self.state.iteration
+        if self.progress is not None and not non_persistent:
+            self.progress.saved(
+                self.state.iteration,
+                self.state.floating_point_operations_so_far,
+                self.state.consumed_train_samples * self.config.data.seq_length,
+            )
         if overlap:
             self.ddp.enable_forward_pre_hook()
 

@@ -94,20 +94,23 @@ class CheckpointingConfig:
         "--non-persistent-save-interval",
         type=int,
         help="Number of iterations between non-persistent saves.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
+        reason="tests/pretrain/test_sharded_checkpoints.py",
     )
     non_persistent_ckpt_type: str | None = flag(
         None,
         "--non-persistent-ckpt-type",
         choices=("global", "local", "in_memory", None),
         help='Type of non-persistent model checkpoints. "global" - Saved as a standard checkpoint (e.g., on Lustre) with old checkpoints being removed. "local" - Each rank saves a portion of the checkpoint locally (e.g., on SSD/ramdisk). None - No non-persistent checkpointing (default option).',
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
+        reason="tests/pretrain/test_sharded_checkpoints.py",
     )
     non_persistent_global_ckpt_dir: str | None = flag(
         None,
         "--non-persistent-global-ckpt-dir",
         help="Directory containing global non-persistent model checkpoints.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
+        reason="tests/pretrain/test_sharded_checkpoints.py",
     )
     non_persistent_local_ckpt_dir: str | None = flag(
         None,
@@ -154,21 +157,21 @@ class CheckpointingConfig:
         "--use-checkpoint-args",
         action="store_true",
         help="Override model-related command-line arguments with arguments from checkpoint",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     use_mp_args_from_checkpoint_args: bool = flag(
         False,
         "--use-mp-args-from-checkpoint-args",
         action="store_true",
         help="Copy model parallelism command-line arguments from checkpoint",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     use_tokenizer_model_from_checkpoint_args: bool = flag(
         True,
         "--no-use-tokenizer-model-from-checkpoint-args",
         action="store_false",
         help="If set, do not use tokenizer model path from checkpoint",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     exit_on_missing_checkpoint: bool = flag(
         False,
@@ -190,7 +193,8 @@ class CheckpointingConfig:
         "--use-persistent-ckpt-worker",
         action="store_true",
         help="Enables a persitent checkpoint worker for async save",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
+        reason="tests/pretrain/test_sharded_checkpoints.py",
     )
     auto_detect_ckpt_format: bool = flag(
         False,
@@ -247,14 +251,16 @@ class CheckpointingConfig:
         "--no-ckpt-fully-parallel-save",
         action="store_false",
         help="Disable applying full save parallelization across DP for distributed checkpoints. Depending on ckpt format might decrease the number of files in the checkpoint. Makes DistributedOptimizer checkpoint non-reshardable.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
+        reason="tests/pretrain/test_sharded_checkpoints.py",
     )
     async_save: bool | None = flag(
         None,
         "--async-save",
         action="store_true",
         help="Apply async checkpointing save. Currently works only with`torch_dist` distributed checkpoint format.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
+        reason="tests/pretrain/test_sharded_checkpoints.py",
     )
     ckpt_fully_parallel_load: bool = flag(
         False,
@@ -284,7 +290,8 @@ class CheckpointingConfig:
             "ignore_all",
         ),
         help="Determine handling of key mismatch during checkpoint load. Check StrictHandling docs for flags meaning. NOTE: This flag controls only distributed checkpoint load from storage, not loading state dict into the model.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
+        reason="tests/pretrain/test_sharded_checkpoints.py",
     )
     load_model_opt_format: bool = flag(
         False,

@@ -47,9 +47,19 @@ def write_shard(path: str | Path, content: dict[str, Any]) -> Path:
 
 
 def write_tracker(save_dir: str | Path, iteration: int) -> Path:
-    """Name ``iteration`` as the latest complete checkpoint (after every shard is written)."""
+    """Name ``iteration`` as the latest complete checkpoint (after every shard is written):
+    written to a temporary name, flushed to disk, renamed, and the rename flushed too, so
+    after a crash the tracker names either the old checkpoint or the new one."""
     tracker = Path(save_dir) / TRACKER_FILENAME
     partial = tracker.with_name(f".{TRACKER_FILENAME}.{os.getpid()}.partial")
-    partial.write_text(str(iteration))
+    with open(partial, "w") as f:
+        f.write(str(iteration))
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(partial, tracker)
+    directory = os.open(tracker.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
     return tracker

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from gpt_flags.flagspec import (
+    EFFECTIVE,
     NEEDS_GPU,
     NO_EFFECT,
     NOT_IMPLEMENTED,
@@ -36,7 +37,8 @@ class InferenceConfig:
         "--max-tokens-to-oom",
         type=int,
         help="Maximum number of tokens during inferencetokens here is # in prompt + # to generateAllows us to throw an error before OOM crashes server",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
+        reason="tests/infer/test_cli.py",
     )
     output_bert_embeddings: bool = flag(
         False,
@@ -59,7 +61,8 @@ class InferenceConfig:
         "--flash-decode",
         action="store_true",
         help="Whether to use the flash decoding kernel.",
-        status=NOT_IMPLEMENTED,
+        status=NEEDS_GPU,
+        reason="flash decoding kernel",
     )
     enable_cuda_graph: bool = flag(
         False,
@@ -98,70 +101,80 @@ class InferenceConfig:
         "--inference-max-requests",
         type=int,
         help="Maximum number of requests for inference.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
+        reason="tests/infer/test_cli.py",
     )
     inference_max_seq_length: int = flag(
         2560,
         "--inference-max-seq-length",
         type=int,
         help="Maximum sequence length expected for inference (prefill + decode).",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
+        reason="tests/infer/test_server.py",
     )
     inference_dynamic_batching: bool = flag(
         False,
         "--inference-dynamic-batching",
         action="store_true",
         help="Enable dynamic batching mode.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
+        reason="tests/gpt_inference/test_dynamic_engine.py",
     )
     inference_dynamic_batching_buffer_size_gb: float = flag(
         40.0,
         "--inference-dynamic-batching-buffer-size-gb",
         type=float,
         help="Total buffer size (GB) allocated for the chunked KV memory.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
+        reason="tests/gpt_inference/test_dynamic_engine.py",
     )
     inference_dynamic_batching_chunk_size: int = flag(
         256,
         "--inference-dynamic-batching-chunk-size",
         type=int,
         help="KV cache chunk size. It should be a multiple of 256",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
+        reason="tests/gpt_inference/test_dynamic_engine.py",
     )
     inference_dynamic_batching_buffer_guaranteed_fraction: float = flag(
         0.2,
         "--inference-dynamic-batching-buffer-guaranteed-fraction",
         type=float,
         help="Space is reserved within the inference context memory buffer to guarantee that a minimum number of active requests will always be able to run to completion. This is to avoid the context being blocked by paused requests.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
+        reason="tests/gpt_inference/test_dynamic_engine.py",
     )
     inference_dynamic_batching_buffer_overflow_factor: float | None = flag(
         None,
         "--inference-dynamic-batching-buffer-overflow-factor",
         type=float,
         help="Scaling factor over the memory buffer size for auto computing `max_requests` and `max_tokens`. This scaling factor is used for fitting more requests and tokens in the memory buffer than it can safely hold, which in turn increases throughput.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
+        reason="tests/gpt_inference/test_dynamic_engine.py",
     )
     inference_dynamic_batching_max_requests_override: int | None = flag(
         None,
         "--inference-dynamic-batching-max-requests-override",
         type=int,
         help="If set, this overrides the max requests as computed from `--inference-dynamic-batching-buffer-overflow- factor`.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
+        reason="tests/gpt_inference/test_dynamic_engine.py",
     )
     inference_dynamic_batching_max_tokens_override: int | None = flag(
         None,
         "--inference-dynamic-batching-max-tokens-override",
         type=int,
         help="If set, this overrides the max tokens as computed from `--inference-dynamic-batching-buffer-overflow-factor`.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
+        reason="tests/gpt_inference/test_dynamic_engine.py",
     )
     inference_dynamic_batching_num_cuda_graphs: int = flag(
         16,
         "--inference-dynamic-batching-num-cuda-graphs",
         type=int,
         help="Maximum number of cuda graphs to capture, where the cuda graph batch sizes range from 1 to `max_requests`. (See `dynamic_context.py` for details on how `max_requests` is computed). Due to rounding, the actual number of cuda graphs may not equal this argument.",
-        status=NOT_IMPLEMENTED,
+        status=NEEDS_GPU,
+        reason="CUDA graphs",
     )
     symmetric_ar_type: str | None = flag(
         None,

@@ -11,6 +11,7 @@ As in the original it applies in training mode only.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -35,6 +36,8 @@ class TransformerBlock(nn.Module):
         *,
         post_process: bool = True,
         device: torch.device | str | None = None,
+        aux_losses: Any = None,
+        moe_groups: Any = None,
     ) -> None:
         super().__init__()
         if len(specs) != len(layer_numbers):
@@ -43,7 +46,15 @@ class TransformerBlock(nn.Module):
         self.recompute_method = config.recompute_method
         self.recompute_num_layers = config.recompute_num_layers or 0
         self.layers = nn.ModuleList(
-            TransformerLayer(config, spec, provider, number, device=device)
+            TransformerLayer(
+                config,
+                spec,
+                provider,
+                number,
+                device=device,
+                aux_losses=aux_losses,
+                moe_groups=moe_groups,
+            )
             for spec, number in zip(specs, layer_numbers)
         )
         self.final_layernorm = provider.norm(config.hidden_size, device) if post_process else None

@@ -267,14 +267,16 @@ class ArchitectureConfig:
         "--mtp-num-layers",
         type=int,
         help="Number of Multi-Token Prediction (MTP) Layers.MTP extends the prediction scope to multiple future tokens at each position.This MTP implementation sequentially predict additional tokens by using D sequential modules to predict D additional tokens.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
+        reason="tests/pretrain/test_moe_golden.py",
     )
     mtp_loss_scaling_factor: float = flag(
         0.1,
         "--mtp-loss-scaling-factor",
         type=float,
         help="Scaling factor of Multi-Token Prediction (MTP) loss. We compute the average of the MTP losses across all depths, and multiply it the scaling factor to obtain the overall MTP loss, which serves as an additional training objective.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
+        reason="tests/pretrain/test_moe_golden.py",
     )
 
 

@@ -83,7 +83,7 @@ def num_floating_point_operations(
 
 
 def transformer_flops(config: TransformerConfig, *, batch_size: int, seq_length: int) -> float:
-    """``num_floating_point_operations`` for a dense TransformerConfig."""
+    """``num_floating_point_operations`` for a TransformerConfig (dense, MoE layers and MTP)."""
     assert config.ffn_hidden_size is not None
     return num_floating_point_operations(
         batch_size=batch_size,
@@ -96,4 +96,10 @@ def transformer_flops(config: TransformerConfig, *, batch_size: int, seq_length:
         kv_channels=config.kv_channels,
         num_query_groups=config.num_query_groups,
         swiglu=config.swiglu,
+        num_experts=config.num_experts,
+        moe_layer_pattern=[int(x) for x in config.moe_layer_pattern()] if config.is_moe else None,
+        moe_ffn_hidden_size=config.moe_ffn_hidden_size,
+        moe_router_topk=config.moe_router_topk,
+        moe_shared_expert_intermediate_size=config.moe_shared_expert_intermediate_size,
+        mtp_num_layers=config.mtp_num_layers,
     )

@@ -162,6 +162,9 @@ class MasterDraw:
     reset_first: bool = False
     """torch's nn.Embedding first fills the table with N(0, 1) (default dtype), then the
     original's init redraws it: those numbers are drawn, and thrown away, first."""
+    expert: bool = False
+    """A routed expert's weight: a rank holding other experts draws and discards it, so every
+    expert-parallel layout holds the one-process model's experts."""
 
 
 WORD_EMBEDDINGS = "embedding.word_embeddings.weight"
@@ -199,13 +202,91 @@ def master_draws(config: TransformerConfig) -> tuple[MasterDraw, ...]:
         (ffn * (2 if config.gated_linear_unit else 1), h),
         (h, ffn),
     )
+    moe_layers = config.moe_layer_pattern()
     for number in range(1, config.num_layers + 1):
-        inits = (output_side, linear, linear, output_side)
-        for name, shape, init in zip(_layer_names(number), shapes, inits, strict=True):
-            draws.append(MasterDraw(name, shape, init))
+        names = _layer_names(number)
+        draws.append(MasterDraw(names[0], shapes[0], output_side))
+        draws.append(MasterDraw(names[1], shapes[1], linear))
+        if moe_layers[number - 1]:
+            draws.extend(_moe_draws(config, f"decoder.layers.{number - 1}.mlp."))
+        else:
+            draws.append(MasterDraw(names[2], shapes[2], linear))
+            draws.append(MasterDraw(names[3], shapes[3], output_side))
+    for k in range(config.mtp_num_layers or 0):
+        draws.extend(_mtp_draws(config, k, shapes, moe_layers[-1]))
     if not config.share_embeddings_and_output_weights:
         draws.append(MasterDraw(OUTPUT_LAYER, (config.padded_vocab_size, h), linear))
     return tuple(draws)
+
+
+def _mtp_draws(config: TransformerConfig, k: int, shapes: tuple, moe: bool) -> list[MasterDraw]:
+    """MTP depth k: eh_proj, then its transformer layer (shaped like the decoder's last)."""
+    linear, output_side, _ = init_methods(config)
+    h = config.hidden_size
+    prefix = f"mtp.layers.{k}."
+    layer = prefix + "transformer_layer."
+    draws = [
+        MasterDraw(prefix + "eh_proj.weight", (h, 2 * h), linear),
+        MasterDraw(layer + "self_attention.linear_proj.weight", shapes[0], output_side),
+        MasterDraw(layer + "self_attention.linear_qkv.weight", shapes[1], linear),
+    ]
+    if moe:
+        draws.extend(_moe_draws(config, layer + "mlp."))
+    else:
+        draws.append(MasterDraw(layer + "mlp.linear_fc1.weight", shapes[2], linear))
+        draws.append(MasterDraw(layer + "mlp.linear_fc2.weight", shapes[3], output_side))
+    return draws
+
+
+def _layer_held(layer: nn.Module, prefix: str) -> dict[str, torch.Tensor]:
+    """A transformer layer's drawn weights under ``prefix`` (its state-dict prefix)."""
+    held = {
+        prefix + "self_attention.linear_proj.weight": layer.self_attention.linear_proj.weight,
+        prefix + "self_attention.linear_qkv.weight": layer.self_attention.linear_qkv.weight,
+    }
+    if getattr(layer, "is_moe", False):
+        held.update(_moe_held(layer.mlp, prefix + "mlp."))
+    else:
+        held[prefix + "mlp.linear_fc1.weight"] = layer.mlp.linear_fc1.weight
+        held[prefix + "mlp.linear_fc2.weight"] = layer.mlp.linear_fc2.weight
+    return held
+
+
+def _moe_draws(config: TransformerConfig, prefix: str) -> list[MasterDraw]:
+    """An MoE MLP's draws in the original's construction order: the router, each expert's
+    fc1 and fc2, then the shared expert's fc1 and fc2."""
+    linear, output_side, _ = init_methods(config)
+    h, halves = config.hidden_size, 2 if config.gated_linear_unit else 1
+    ffn = config.moe_ffn_hidden_size
+    draws = [MasterDraw(prefix + "router.weight", (config.num_experts, h), linear)]
+    for j in range(config.num_experts):
+        expert = f"{prefix}experts.local_experts.{j}."
+        draws.append(
+            MasterDraw(expert + "linear_fc1.weight", (ffn * halves, h), linear, expert=True)
+        )
+        draws.append(MasterDraw(expert + "linear_fc2.weight", (h, ffn), output_side, expert=True))
+    shared = config.moe_shared_expert_intermediate_size
+    if shared is not None:
+        draws.append(
+            MasterDraw(prefix + "shared_experts.linear_fc1.weight", (shared * halves, h), linear)
+        )
+        draws.append(
+            MasterDraw(prefix + "shared_experts.linear_fc2.weight", (h, shared), output_side)
+        )
+    return draws
+
+
+def _moe_held(mlp: nn.Module, prefix: str) -> dict[str, torch.Tensor]:
+    """An MoE MLP's drawn weights by one-process name (experts by their global index)."""
+    held = {prefix + "router.weight": mlp.router.weight}
+    for local, expert in zip(mlp.local_expert_indices, mlp.experts.local_experts, strict=True):
+        name = f"{prefix}experts.local_experts.{local}."
+        held[name + "linear_fc1.weight"] = expert.linear_fc1.weight
+        held[name + "linear_fc2.weight"] = expert.linear_fc2.weight
+    if mlp.shared_experts is not None:
+        held[prefix + "shared_experts.linear_fc1.weight"] = mlp.shared_experts.linear_fc1.weight
+        held[prefix + "shared_experts.linear_fc2.weight"] = mlp.shared_experts.linear_fc2.weight
+    return held
 
 
 def held_weights(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -218,14 +299,11 @@ def held_weights(model: nn.Module) -> dict[str, torch.Tensor]:
         if embedding.position_embeddings is not None:
             held[POSITION_EMBEDDINGS] = embedding.position_embeddings.weight
     for layer in model.decoder.layers:
-        attention, mlp = layer.self_attention, layer.mlp
-        weights = (
-            attention.linear_proj.weight,
-            attention.linear_qkv.weight,
-            mlp.linear_fc1.weight,
-            mlp.linear_fc2.weight,
-        )
-        held.update(zip(_layer_names(layer.layer_number), weights, strict=True))
+        held.update(_layer_held(layer, f"decoder.layers.{layer.layer_number - 1}."))
+    mtp = getattr(model, "mtp", None)
+    for k, mtp_layer in enumerate(mtp.layers if mtp is not None else ()):
+        held[f"mtp.layers.{k}.eh_proj.weight"] = mtp_layer.eh_proj.weight
+        held.update(_layer_held(mtp_layer.transformer_layer, f"mtp.layers.{k}.transformer_layer."))
     output_layer = getattr(model, "output_layer", None)
     if output_layer is not None and output_layer.weight is not None:
         held[OUTPUT_LAYER] = output_layer.weight
@@ -277,7 +355,7 @@ def initialize_gpt_parameters(
         held[WORD_EMBEDDINGS], tied_copy = tied_copy, None
     for draw in master_draws(config):
         param = held.pop(draw.name, None)
-        if param is None and not layout_independent:
+        if param is None and not layout_independent and not draw.expert:
             continue
         if draw.reset_first:
             torch.empty(draw.shape).normal_(generator=generator)

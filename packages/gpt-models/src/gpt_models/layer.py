@@ -7,8 +7,9 @@ Each sublayer output joins the residual stream through bias-dropout-add
 - ``layernorm``: each norm is recomputed together with the projection that consumes it, so
   the norm output is not kept for the backward pass;
 - ``mlp``: the whole MLP is recomputed.
-The MoE/MLA module names (``moe_act``, ``moe``, ``shared_experts``, ``mla_up_proj``) do not
-apply to dense layers.
+- ``moe``: an MoE layer's whole MLP is recomputed; ``moe_act`` (the experts' activation) and
+  ``shared_experts`` are handled inside the MoE layer (gpt-moe).
+The MoE module names do not apply to dense layers, nor ``mla_up_proj`` to these.
 
 With fused kernels on, the whole layer runs as the provider's compiled region (one graph
 shared by all layers); ``forward_impl`` is the math itself.
@@ -16,12 +17,16 @@ shared by all layers); ``forward_impl`` is the math itself.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+from gpt_moe.layer import MoEGroups
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from gpt_models.attention import SelfAttention
 from gpt_models.mlp import MLP
+from gpt_models.moe import build_moe_mlp
 from gpt_models.provider import Provider
 from gpt_models.rotary import RotaryTables
 from gpt_models.spec import LayerSpec
@@ -39,9 +44,12 @@ class TransformerLayer(nn.Module):
         layer_number: int,
         *,
         device: torch.device | str | None = None,
+        aux_losses: Any = None,
+        moe_groups: MoEGroups | None = None,
     ) -> None:
         super().__init__()
         self.layer_number = layer_number  # global, 1-based
+        self.is_moe = spec.mlp == "moe"
         self.hidden_dropout = config.hidden_dropout
         self.post_layernorm_residual = config.apply_residual_connection_post_layernorm
         self.input_layernorm = provider.norm(config.hidden_size, device)
@@ -49,12 +57,24 @@ class TransformerLayer(nn.Module):
             config, provider, layer_number, apply_rope=spec.apply_rope, device=device
         )
         self.pre_mlp_layernorm = provider.norm(config.hidden_size, device)
-        self.mlp = MLP(config, provider, device=device)
+        if self.is_moe:
+            self.mlp = build_moe_mlp(
+                config,
+                provider,
+                layer_number,
+                aux_losses=aux_losses,
+                groups=moe_groups or MoEGroups(),
+                device=device,
+            )
+        else:
+            self.mlp = MLP(config, provider, device=device)
         self.bias_dropout_add = provider.bias_dropout_add()
-        self.region = provider.layer_region()
+        # Routing has data-dependent shapes (tokens per expert): MoE layers run eagerly.
+        self.region = None if self.is_moe else provider.layer_region()
         modules = config.selective_recompute_modules
         self.recompute_layernorm = "layernorm" in modules
         self.recompute_mlp = "mlp" in modules
+        self.recompute_moe = self.is_moe and "moe" in modules
 
     def _recomputing(self) -> bool:
         return self.training and torch.is_grad_enabled()
@@ -87,7 +107,18 @@ class TransformerLayer(nn.Module):
         residual = normed if self.post_layernorm_residual else hidden
         return self.bias_dropout_add(out, bias, residual, self.hidden_dropout, self.training)
 
+    def _moe_block(self, hidden: torch.Tensor) -> torch.Tensor:
+        normed = self.pre_mlp_layernorm(hidden)
+        if self.recompute_moe and self._recomputing():
+            out, bias = checkpoint(self.mlp, normed, use_reentrant=False)
+        else:
+            out, bias = self.mlp(normed)
+        residual = normed if self.post_layernorm_residual else hidden
+        return self.bias_dropout_add(out, bias, residual, self.hidden_dropout, self.training)
+
     def _mlp_block(self, hidden: torch.Tensor) -> torch.Tensor:
+        if self.is_moe:
+            return self._moe_block(hidden)
         recomputing = self._recomputing()
         if self.recompute_mlp and recomputing:
             if self.recompute_layernorm:

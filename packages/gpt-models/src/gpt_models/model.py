@@ -18,11 +18,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+from gpt_moe.experts import mark_expert
+from gpt_moe.layer import MoEGroups
+from gpt_moe.router import TopKRouter
 from torch import nn
 
 from gpt_models.block import TransformerBlock
 from gpt_models.embedding import OutputLayer
 from gpt_models.init import initialize_gpt_parameters
+from gpt_models.moe import moe_aux_losses
+from gpt_models.mtp import MTPBlock
 from gpt_models.provider import Provider, provider_for
 from gpt_models.rotary import RotaryEmbedding, RotaryTables
 from gpt_models.spec import LayerSpec, gpt_block_spec
@@ -50,6 +55,7 @@ class GPTModel(nn.Module):
         device: torch.device | str | None = None,
         init_generator: torch.Generator | None = None,
         layout_independent_init: bool = False,
+        moe_groups: MoEGroups | None = None,
     ) -> None:
         """Build (and, unless on the meta device, initialise) the model.
 
@@ -60,6 +66,7 @@ class GPTModel(nn.Module):
         one, one rank, no compilation) decides kernels, compilation and this rank's slice.
         ``layout_independent_init`` makes a pipeline stage draw exactly the one-process
         model's weights for the layers it holds (``init.initialize_gpt_parameters``).
+        ``moe_groups`` are the process groups of the MoE layers (expert parallelism).
         """
         super().__init__()
         self.config = config
@@ -75,6 +82,8 @@ class GPTModel(nn.Module):
 
         self.embedding = self.provider.embedding(device) if pre_process else None
         self.rotary_pos_emb = RotaryEmbedding(config) if config.uses_rope else None
+        self.aux_losses = moe_aux_losses(config)
+        self.moe_groups = moe_groups or MoEGroups()
         self.decoder = TransformerBlock(
             config,
             [all_specs[n - 1] for n in numbers],
@@ -82,7 +91,24 @@ class GPTModel(nn.Module):
             numbers,
             post_process=post_process,
             device=device,
+            aux_losses=self.aux_losses,
+            moe_groups=self.moe_groups,
         )
+        self.mtp: MTPBlock | None = None
+        if config.mtp_num_layers and post_process:
+            if not pre_process:
+                raise ValueError(
+                    "--mtp-num-layers needs the embedding on the last pipeline stage "
+                    "(pipeline parallelism with MTP is not implemented)"
+                )
+            self.mtp = MTPBlock(
+                config,
+                all_specs[-1],
+                self.provider,
+                device=device,
+                aux_losses=self.aux_losses,
+                moe_groups=self.moe_groups,
+            )
         self.output_layer: OutputLayer | None = None
         if post_process:
             own_weight = not (pre_process and self.share_embeddings_and_output_weights)
@@ -114,12 +140,15 @@ class GPTModel(nn.Module):
             if hasattr(p, "tensor_model_parallel")
         }
         partial = {n for n, p in self.named_parameters() if has_tensor_parallel_partial_grad(p)}
+        experts = {n for n, p in self.named_parameters() if not getattr(p, "allreduce", True)}
         result = super()._apply(fn, recurse)
         for name, param in self.named_parameters():
             if name in splits:
                 tag(param, splits[name])
             if name in partial:
                 mark_tensor_parallel_partial_grad(param)
+            if name in experts:
+                mark_expert(param)
         self._mark_embedding_and_output_weights()
         return result
 
@@ -132,6 +161,10 @@ class GPTModel(nn.Module):
             self.provider.partition,
             layout_independent=self.layout_independent_init,
         )
+
+    def routers(self) -> list[nn.Module]:
+        """The MoE routers of this model chunk (their expert bias is updated per batch)."""
+        return [m for m in self.modules() if isinstance(m, TopKRouter)]
 
     def output_weight(self) -> torch.Tensor | None:
         """The matrix the output layer multiplies by (the word embeddings when tied)."""
@@ -178,11 +211,13 @@ class GPTModel(nn.Module):
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         decoder_input: torch.Tensor | None = None,
+        loss_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Loss [b, s] with labels, logits [b, s, V] without; hidden [s, b, h] on a
         stage without ``post_process``. ``attention_mask`` is a bool [b, 1, s, s] with
         True = masked, or None for causal attention; ``decoder_input`` feeds a stage
-        without ``pre_process``."""
+        without ``pre_process``. ``loss_mask`` [b, s] (all ones when None) masks the MTP
+        losses, which are attached to the backward pass, not returned."""
         if self.pre_process:
             if input_ids is None:
                 raise ValueError("the first stage needs input_ids")
@@ -201,6 +236,18 @@ class GPTModel(nn.Module):
             assert self.output_layer is not None
             logits = self.output_layer(hidden, self.output_weight())
             return self.output_layer.gather_vocab(logits).transpose(0, 1).contiguous()
+        if self.mtp is not None:
+            hidden = self.mtp(
+                hidden,
+                input_ids,
+                position_ids,
+                labels,
+                loss_mask,
+                embed=lambda ids, positions: self.embedding(ids, positions),
+                token_losses=self.logits_and_loss,
+                attention_mask=attention_mask,
+                rotary=rotary,
+            )
         if self._loss_region is not None:
             return self._loss_region(self, hidden, labels)
         return self.logits_and_loss(hidden, labels)

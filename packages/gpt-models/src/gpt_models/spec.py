@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from gpt_models.transformer_config import TransformerConfig
 
 MIXERS = ("attention",)
-MLPS = ("dense",)
+MLPS = ("dense", "moe")
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class LayerSpec:
     mixer: str = "attention"
     """attention (mamba comes with the hybrid models)."""
     mlp: str = "dense"
-    """dense (moe comes with gpt-moe)."""
+    """dense, or moe (routed experts from gpt-moe)."""
     apply_rope: bool = True
     """False on the layers --no-rope-freq marks."""
 
@@ -36,7 +36,11 @@ class LayerSpec:
 
 def gpt_block_spec(config: TransformerConfig) -> tuple[LayerSpec, ...]:
     """One spec per layer of the dense GPT model (all layers, before any pipeline split)."""
+    moe = config.moe_layer_pattern()
     return tuple(
-        LayerSpec(apply_rope=config.uses_rope and not config.rope_skipped(i))
+        LayerSpec(
+            mlp="moe" if moe[i] else "dense",
+            apply_rope=config.uses_rope and not config.rope_skipped(i),
+        )
         for i in range(config.num_layers)
     )

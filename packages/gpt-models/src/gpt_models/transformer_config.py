@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from gpt_flags.flagspec import flag_fields
+from gpt_moe.config import MoEConfig
 
 from gpt_models.config import (
     ArchitectureConfig,
@@ -67,6 +68,7 @@ PARTS: dict[str, type] = {
     "qk_norm": QKNormConfig,
     "mla": MLAConfig,
     "impl": TransformerImplConfig,
+    "moe": MoEConfig,
 }
 
 
@@ -110,6 +112,8 @@ class TransformerConfig:
     mla: MLAConfig = field(default_factory=MLAConfig)
     """Also holds the YaRN scaling flags (rotary_scaling_factor, mscale, mscale_all_dim)."""
     impl: TransformerImplConfig = field(default_factory=TransformerImplConfig)
+    moe: MoEConfig = field(default_factory=MoEConfig)
+    """Experts, router and token dispatch (gpt-moe's flags); no experts by default."""
 
     # --- not gpt-models flags ------------------------------------------------------------
     padded_vocab_size: int
@@ -152,6 +156,7 @@ class TransformerConfig:
         self._set("architecture", arch)
         self._set("layer", layer)
         self._set("numerics", resolve_softmax_precision(self.numerics))
+        self._set("moe", self._resolved_moe())
         self._set("init", resolve_init(self.init))
         self._set("init_std_output_layers", self.init_method_std / math.sqrt(2.0 * self.num_layers))
         self._check_choices()
@@ -216,6 +221,38 @@ class TransformerConfig:
                 values[part] = dataclasses.replace(values[part], **kwargs)
         values.update(plain)
         return TransformerConfig(**values)
+
+    def _resolved_moe(self) -> MoEConfig:
+        """Expert ffn size defaults to --ffn-hidden-size; a layer pattern list becomes a tuple."""
+        moe = self.moe
+        if moe.num_experts is None:
+            return moe
+        changes: dict[str, Any] = {}
+        if moe.moe_ffn_hidden_size is None:
+            changes["moe_ffn_hidden_size"] = self.architecture.ffn_hidden_size
+        if isinstance(moe.moe_layer_freq, list):
+            changes["moe_layer_freq"] = tuple(moe.moe_layer_freq)
+        return dataclasses.replace(moe, **changes) if changes else moe
+
+    @property
+    def is_moe(self) -> bool:
+        """Some layers have routed experts (--num-experts)."""
+        return self.num_experts is not None
+
+    def moe_layer_pattern(self) -> tuple[bool, ...]:
+        """Per decoder layer: MoE (True) or dense, from --moe-layer-freq (an int N makes every
+        N-th layer MoE starting with the first; a list gives each layer)."""
+        if not self.is_moe:
+            return (False,) * self.num_layers
+        freq = self.moe_layer_freq
+        if isinstance(freq, int):
+            return tuple(i % freq == 0 for i in range(self.num_layers))
+        if len(freq) != self.num_layers:
+            raise TransformerConfigError(
+                f"--moe-layer-freq pattern has {len(freq)} entries, expected --num-layers "
+                f"{self.num_layers}"
+            )
+        return tuple(bool(x) for x in freq)
 
     def _set(self, name: str, value: object) -> None:
         object.__setattr__(self, name, value)

@@ -420,12 +420,14 @@ class ExpertParallelConfig:
         "--expert-model-parallel-size",
         type=int,
         help="Degree of expert model parallelism.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
+        reason="tests/pretrain/test_moe_parallel.py",
     )
     expert_tensor_parallel_size: int | None = flag(
         None,
         "--expert-tensor-parallel-size",
         type=int,
         help="Degree of expert model parallelism. Default is None, which will be set to the value of --tensor-model- paralle-size.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
+        reason="tests/pretrain/test_moe_parallel.py",
     )

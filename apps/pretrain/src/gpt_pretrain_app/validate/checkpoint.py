@@ -31,15 +31,15 @@ def check_checkpointing(r: Resolution) -> None:
             a.non_persistent_global_ckpt_dir is not None or a.save is not None,
             "--non-persistent-ckpt-type global needs --non-persistent-global-ckpt-dir or --save",
         )
-    if a.ckpt_format == "torch_dcp":
-        require(
-            a.use_torch_fsdp2,
-            "--ckpt-format torch_dcp needs --use-torch-fsdp2",
-        )
+    # The original allows torch_dcp only with FSDP2 ("only tested with FSDP"); ours keeps each
+    # parameter's global block whatever the layout, and is tested on one rank and under FSDP2.
     if a.ckpt_format == "fsdp_dtensor":
         require(a.use_megatron_fsdp, "--ckpt-format fsdp_dtensor needs --use-megatron-fsdp")
     if a.use_checkpoint_args:
-        require(a.load is not None, "--use-checkpoint-args needs --load")
+        require(
+            a.load is not None or a.pretrained_checkpoint is not None,
+            "--use-checkpoint-args needs --load or --pretrained-checkpoint",
+        )
     if a.async_save:
         require(a.save is not None, "--async-save needs --save")
         require(

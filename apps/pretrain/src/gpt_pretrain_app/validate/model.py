@@ -19,6 +19,8 @@ from gpt_models.config import (
     NumericsConfig,
     QKNormConfig,
 )
+from gpt_moe import rules as moe_rules
+from gpt_moe.config import MoEConfig
 
 from ..errors import ArgsError
 from .context import Resolution, require
@@ -110,6 +112,10 @@ def resolve_model_features(r: Resolution) -> None:
             a.position_embedding_type in ("rope", "none"),
             "--mtp-num-layers needs --position-embedding-type rope or none",
         )
+        require(
+            a.pipeline_model_parallel_size == 1,
+            "--mtp-num-layers with --pipeline-model-parallel-size > 1 is not implemented yet",
+        )
     if a.use_rope_scaling:
         require(
             a.position_embedding_type == "rope",
@@ -122,13 +128,39 @@ def resolve_model_features(r: Resolution) -> None:
         )
     if a.num_experts is not None and a.num_experts == 0:
         a.num_experts = None
-    if a.num_experts is not None:
-        require(a.spec is None, "--num-experts cannot be combined with --spec")
-        if a.moe_ffn_hidden_size is None:
-            a.moe_ffn_hidden_size = a.ffn_hidden_size
+    _resolve_moe(a)
+
+
+def _resolve_moe(a: Any) -> None:
+    """The original's single-value list flags become scalars; gpt-moe's rules apply."""
+    for name in ("moe_router_load_balancing_type", "moe_aux_loss_coeff"):
+        value = getattr(a, name)
+        if isinstance(value, list) and len(value) == 1:
+            setattr(a, name, value[0])
+    _rule(
+        lambda cfg: moe_rules.check_moe(cfg, add_bias_linear=a.add_bias_linear),
+        from_namespace(MoEConfig, a),
+    )
+    if a.num_experts is None:
+        return
+    require(a.spec is None, "--num-experts cannot be combined with --spec")
+    if a.moe_ffn_hidden_size is None:
+        a.moe_ffn_hidden_size = a.ffn_hidden_size
+    if isinstance(a.moe_layer_freq, list):
         require(
-            1 <= a.moe_router_topk <= a.num_experts,
-            f"--moe-router-topk ({a.moe_router_topk}) must be between 1 and --num-experts ({a.num_experts})",
+            len(a.moe_layer_freq) == a.num_layers,
+            f"--moe-layer-freq pattern has {len(a.moe_layer_freq)} entries, expected "
+            f"--num-layers {a.num_layers}",
+        )
+    else:
+        require(
+            a.moe_layer_freq >= 1, f"--moe-layer-freq must be at least 1, got {a.moe_layer_freq}"
+        )
+    if a.tensor_model_parallel_size > 1:
+        require(
+            a.sequence_parallel,
+            "--num-experts with --tensor-model-parallel-size > 1 needs --sequence-parallel "
+            "(the original's rule: each tensor-parallel rank routes its own tokens)",
         )
 
 

@@ -59,6 +59,19 @@ def resolve_parallel_sizes(r: Resolution) -> None:
             f"({a.expert_model_parallel_size})",
         )
         require(not a.fp16, "--expert-model-parallel-size > 1 does not support --fp16")
+    if a.num_experts is not None:
+        etp, ep = a.expert_tensor_parallel_size, a.expert_model_parallel_size
+        require(
+            etp == 1,
+            f"--expert-tensor-parallel-size {etp}: experts split over tensor-parallel ranks are "
+            "not implemented yet (pass --expert-tensor-parallel-size 1)",
+        )
+        expert_size = etp * ep * a.pipeline_model_parallel_size
+        require(
+            r.world_size % expert_size == 0,
+            f"world size ({r.world_size}) is not divisible by --expert-tensor-parallel-size x "
+            f"--expert-model-parallel-size x --pipeline-model-parallel-size ({expert_size})",
+        )
     if a.context_parallel_size > 1 and a.seq_length is not None:
         require(
             a.seq_length % (2 * a.context_parallel_size) == 0,

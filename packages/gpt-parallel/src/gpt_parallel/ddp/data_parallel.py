@@ -61,11 +61,13 @@ class DistributedDataParallel(torch.nn.Module):
         disable_bucketing: bool = False,
         intra_instance_group: ProcessGroup | None = None,
         inter_instance_group: ProcessGroup | None = None,
+        expert_dp_group: ProcessGroup | None = None,
     ) -> None:
         super().__init__()
         self.module = module
         self.config = config
         self.dp_group = dp_group
+        self.expert_dp_group = expert_dp_group
         self.shard_group, self.inter_group = _instance_groups(
             config, dp_group, intra_instance_group, inter_instance_group
         )
@@ -74,16 +76,35 @@ class DistributedDataParallel(torch.nn.Module):
         self.bucket_size = config.effective_bucket_size(dp_size, disable_bucketing)
         scaling = 1.0 if config.average_in_collective else 1.0 / dp_size
         params = [p for p in module.parameters() if p.requires_grad]
+        dense = [p for p in params if getattr(p, "allreduce", True)]
+        experts = [p for p in params if not getattr(p, "allreduce", True)]
         self.grad_buffers: list[ParamAndGradBuffer] = [
             ParamAndGradBuffer(
                 group, grad_dtype, config, self.shard_group, self.bucket_size, scaling
             )
+            for (_, grad_dtype), group in _group_by_dtype(dense, config.grad_reduce_in_fp32).items()
+        ]
+        # Experts (``allreduce=False``) hold different weights on each expert-parallel rank:
+        # their gradients are reduced over the expert-data-parallel group only, still scaled
+        # by the whole data-parallel size as the original does (its expert scaling factor).
+        expert_scaling = (
+            group_size(expert_dp_group) / dp_size if config.average_in_collective else 1.0 / dp_size
+        )
+        self.grad_buffers += [
+            ParamAndGradBuffer(
+                group, grad_dtype, config, expert_dp_group, self.bucket_size, expert_scaling
+            )
             for (_, grad_dtype), group in _group_by_dtype(
-                params, config.grad_reduce_in_fp32
+                experts, config.grad_reduce_in_fp32
             ).items()
         ]
         self.bucket_syncs = [
-            BucketSync(bucket, config, self.shard_group, self.inter_group)
+            BucketSync(
+                bucket,
+                config,
+                buf.dp_group,
+                self.inter_group if buf.dp_group is self.shard_group else None,
+            )
             for buf in self.grad_buffers
             for bucket in buf.buckets
         ]

@@ -41,10 +41,11 @@ class ShardPiece:
 
 def shard_pieces(ddp: DistributedDataParallel) -> dict[torch.nn.Parameter, ShardPiece]:
     """This rank's piece of every parameter it owns a part of, in buffer order."""
-    # With several distributed-optimizer instances the shards are over the instance's ranks.
-    dp_size, rank = group_size(ddp.shard_group), group_rank(ddp.shard_group)
+    # With several distributed-optimizer instances the shards are over the instance's ranks;
+    # expert buffers are sharded over the expert-data-parallel ranks (each buffer's group).
     pieces: dict[torch.nn.Parameter, ShardPiece] = {}
     for index, buf in enumerate(ddp.grad_buffers):
+        dp_size, rank = group_size(buf.dp_group), group_rank(buf.dp_group)
         for bucket in buf.buckets:
             shard = (bucket.end - bucket.start) // dp_size
             lo = bucket.start + rank * shard

@@ -69,13 +69,16 @@ def build_optimizer(
     no_weight_decay_cond: NamedParamPredicate = no_weight_decay,
     counts_for_norm: ParamPredicate | None = None,
     align_group: ProcessGroup | None = None,
+    expert_grad_stats_group: ProcessGroup | None = None,
 ) -> MegatronOptimizer:
     """Param groups, the inner torch optimizer, and the fp32 or mixed-precision wrapper.
 
     ``kind`` is ``--optimizer`` and ``log_num_zeros_in_grad`` is ``--log-num-zeros-in-grad``
     (flags of other groups); everything else is read from gpt-parallel's own flag classes.
     ``grad_stats_group`` is where grad norms, zero counts and overflow flags are reduced: the
-    model-parallel group (``ParallelState.group("tp-pp")``) for this non-distributed optimizer.
+    model-parallel group (``ParallelState.group("tp-pp")``) for this non-distributed optimizer;
+    ``expert_grad_stats_group`` the expert model-parallel group (``"etp-ep-pp"``) where the
+    expert parameters' statistics are summed (None for a model without experts).
     """
     precision = precision or PrecisionConfig()
     if kind not in OPTIMIZERS:
@@ -104,6 +107,7 @@ def build_optimizer(
         "grad_stats_group": grad_stats_group,
         "tp_rank": tp_rank,
         "counts_for_norm": counts_for_norm,
+        "expert_grad_stats_group": expert_grad_stats_group,
     }
     if precision.fp16 or precision.bf16:
         device = next(p for g in groups for p in g["params"]).device

@@ -18,7 +18,11 @@ ParamPredicate = Callable[[torch.nn.Parameter], bool]
 
 
 def is_tensor_parallel_duplicate(param: torch.nn.Parameter, tp_rank: int) -> bool:
-    """A replicated (not TP-split) parameter on a tensor-parallel rank other than 0."""
+    """A replicated (not TP-split) parameter on a tensor-parallel rank other than 0. Routed
+    experts (``allreduce=False``) are laid out over the expert grid, not the tensor-parallel
+    ranks: each rank's are its own."""
+    if not getattr(param, "allreduce", True):
+        return False
     return not getattr(param, "tensor_model_parallel", False) and tp_rank != 0
 
 

@@ -89,11 +89,15 @@ class MegatronOptimizer:
         grad_stats_group: ProcessGroup | None = None,
         tp_rank: int = 0,
         counts_for_norm: ParamPredicate | None = None,
+        expert_grad_stats_group: ProcessGroup | None = None,
     ) -> None:
         self.optimizer = optimizer
         self.clip_grad = clip_grad
         self.log_num_zeros_in_grad = log_num_zeros_in_grad
         self.grad_stats_group = grad_stats_group
+        # Expert parameters (``allreduce=False``) differ across expert-parallel ranks: their
+        # statistics are summed over the expert model-parallel group instead (None: no experts).
+        self.expert_grad_stats_group = expert_grad_stats_group
         self.tp_rank = tp_rank
         self.counts_for_norm = counts_for_norm or counts_for_grad_norm(tp_rank)
 
@@ -114,15 +118,26 @@ class MegatronOptimizer:
         """The model parameter an optimizer parameter stands for (itself in fp32)."""
         return param
 
-    def grads_for_norm(self) -> list[torch.Tensor]:
+    def grads_for_norm(self, experts: bool | None = None) -> list[torch.Tensor]:
+        """The gradients the statistics count; ``experts`` True/False keeps only the expert /
+        the other parameters' ones (None: all)."""
         return [
             p.grad
             for p in self.get_parameters()
-            if p.grad is not None and self.counts_for_norm(self.model_param_of(p))
+            if p.grad is not None
+            and self.counts_for_norm(self.model_param_of(p))
+            and (experts is None or _is_expert(self.model_param_of(p)) == experts)
         ]
+
+    def _split_stats(self) -> bool:
+        return self.expert_grad_stats_group is not None
 
     def get_grad_norm(self) -> float:
         """Global L2 norm of the gradients (over ``grad_stats_group``), without clipping."""
+        if self._split_stats():
+            dense = l2_norm(self.grads_for_norm(False), self.grad_stats_group)
+            experts = l2_norm(self.grads_for_norm(True), self.expert_grad_stats_group)
+            return (dense**2 + experts**2) ** 0.5
         return l2_norm(self.grads_for_norm(), self.grad_stats_group)
 
     def clip_grad_norm(self, clip_grad: float) -> float:
@@ -134,6 +149,10 @@ class MegatronOptimizer:
 
     def count_zeros(self) -> int:
         """Zero gradient entries (``--log-num-zeros-in-grad``), over ``grad_stats_group``."""
+        if self._split_stats():
+            return count_zeros(self.grads_for_norm(False), self.grad_stats_group) + count_zeros(
+                self.grads_for_norm(True), self.expert_grad_stats_group
+            )
         return count_zeros(self.grads_for_norm(), self.grad_stats_group)
 
     def params_norm(self) -> float:
@@ -362,3 +381,8 @@ class Float16OptimizerWithFloat16Params(MegatronOptimizer):
         for current_group, saved_group in zip(self.fp32_from_float16_groups, saved_main):
             for current, saved in zip(current_group, saved_group):
                 current.data.copy_(saved.data)
+
+
+def _is_expert(param: torch.nn.Parameter) -> bool:
+    """A routed expert's parameter (the original marks them ``allreduce=False``)."""
+    return not getattr(param, "allreduce", True)

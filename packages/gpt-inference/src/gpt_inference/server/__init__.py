@@ -1,0 +1,1 @@
+"""The text-generation server: the original's `PUT /api` and `POST /completions`, and a page."""
