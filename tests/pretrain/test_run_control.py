@@ -196,3 +196,22 @@ def test_checkpoint_args_come_from_a_sharded_checkpoints_common_state(tmp_path, 
         parse_args(["--load", str(save), "--use-checkpoint-args", "--mock-data"]), lines.append
     )
     assert (args.num_layers, args.hidden_size, args.swiglu) == (2, 32, True)
+
+
+def test_pretrained_checkpoint_finetunes_when_load_holds_none(tmp_path, capsys):
+    """--pretrained-checkpoint: with no checkpoint in --load, the weights come from it and the
+    run starts at iteration 0 (the original's finetune); a checkpoint in --load wins."""
+    pretrained, load = tmp_path / "pretrained", tmp_path / "load"
+    code, source = train(TINY + ["--save", str(pretrained), "--save-interval", "4",
+                                 "--ckpt-format", "torch"])  # fmt: skip
+    assert code == 0
+    argv = TINY + ["--load", str(load), "--pretrained-checkpoint", str(pretrained),
+                   "--train-iters", "1"]  # fmt: skip
+    code, tuned = train(argv)
+    assert code == 0 and tuned.state.iteration == 1  # started at 0, not at 4
+    assert "attempting to finetune with checkpoint in" in capsys.readouterr().out
+    code, fresh = train(TINY + ["--train-iters", "1"])
+    assert tuned.history.lm_loss[0] != fresh.history.lm_loss[0]  # trained weights, not random
+    code = main(TINY + ["--pretrained-checkpoint", str(tmp_path / "nothing")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--pretrained-checkpoint" in err[0]

@@ -90,6 +90,42 @@ def _newest(run: RunConfig) -> Path:
     return other if read_tracker(other)[0] >= read_tracker(load_dir)[0] else load_dir
 
 
+def _has_checkpoint(folder: Path) -> bool:
+    return (folder / TRACKER_FILENAME).is_file()
+
+
+def checkpoint_source(run: RunConfig) -> tuple[Path | None, str]:
+    """The folder to load from and the flag that named it: `--load` (or its newer
+    non-persistent twin), else `--pretrained-checkpoint` when `--load` holds no checkpoint (the
+    original then finetunes from it)."""
+    c = run.checkpoint
+    if c.load:
+        try:
+            load_dir = _newest(run)
+        except LegacyCheckpointError as err:
+            raise ArgsError(f"--load {c.load}: {err}") from None
+        if _has_checkpoint(load_dir) or not c.pretrained_checkpoint:
+            return load_dir, f"--load {c.load}"
+    if c.pretrained_checkpoint:
+        pretrained = Path(c.pretrained_checkpoint)
+        if not _has_checkpoint(pretrained):
+            raise ArgsError(
+                f"--pretrained-checkpoint {pretrained}: no checkpoint there ({TRACKER_FILENAME} "
+                f"is missing){' and none in --load ' + c.load if c.load else ''}"
+            )
+        return pretrained, f"--pretrained-checkpoint {pretrained}"
+    return None, ""
+
+
+def finetunes(run: RunConfig) -> bool:
+    """`--finetune`, or the weights come from `--pretrained-checkpoint` (only the model loads,
+    and the run starts at iteration 0, as in the original)."""
+    if run.checkpoint.finetune:
+        return True
+    _, flag = checkpoint_source(run)
+    return flag.startswith("--pretrained-checkpoint")
+
+
 def check_load_flags(run: RunConfig) -> None:
     """Refuse, before any work, what `--load` cannot do yet (nothing now: every format that
     `--save` writes loads, and the folder says which it is)."""
@@ -106,12 +142,16 @@ def load_pretrained_weights(
     warn: Log,
     ep_rank: int = 0,
 ) -> LegacyCheckpoint | None:
-    """Load this rank's model shard from `--load`; returns the checkpoint read (None when
-    there is none and the run starts from random weights)."""
-    try:
-        load_dir = _newest(run)
-    except LegacyCheckpointError as err:
-        raise ArgsError(f"--load {run.checkpoint.load}: {err}") from None
+    """Load this rank's model shard from `--load` (or `--pretrained-checkpoint`); returns the
+    checkpoint read (None when there is none and the run starts from random weights)."""
+    load_dir, source = checkpoint_source(run)
+    if load_dir is None:
+        return None
+    if source.startswith("--pretrained-checkpoint") and run.checkpoint.load:
+        log(
+            f"Checkpoint file not found in load directory {run.checkpoint.load} attempting to "
+            f"finetune with checkpoint in {run.checkpoint.pretrained_checkpoint}"
+        )
     tracker = load_dir / TRACKER_FILENAME
     if not tracker.is_file():
         if run.checkpoint.exit_on_missing_checkpoint:
@@ -136,10 +176,7 @@ def load_pretrained_weights(
                 iteration=run.checkpoint.ckpt_step,
                 expert_parallel=run.expert.expert_model_parallel_size > 1,
             )
-            log(
-                f" loading checkpoint from {run.checkpoint.load} at iteration "
-                f"{checkpoint.iteration}"
-            )
+            log(f" loading checkpoint from {load_dir} at iteration {checkpoint.iteration}")
             load_original_state_dict(model, checkpoint.model, strict=True)
         else:
             checkpoint = _load_sharded_weights(
@@ -147,9 +184,9 @@ def load_pretrained_weights(
             )
     except (LegacyCheckpointError, ShardedCheckpointError, KeyError, RuntimeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ArgsError(f"--load {run.checkpoint.load}: {first}") from None
+        raise ArgsError(f"{source}: {first}") from None
     log(
-        f"  successfully loaded checkpoint from {run.checkpoint.load} [ t {tp_rank + 1}/"
+        f"  successfully loaded checkpoint from {load_dir} [ t {tp_rank + 1}/"
         f"{run.distributed.tensor_model_parallel_size}, p {pp_rank + 1}/"
         f"{run.distributed.pipeline_model_parallel_size} ] at iteration {checkpoint.iteration}"
     )
@@ -167,7 +204,7 @@ def _load_sharded_weights(
         )
     common = read_common(folder)
     checkpoint = ShardedCheckpoint(folder, fmt, common, frozenset(saved_object_keys(folder)))
-    log(f" loading {fmt} checkpoint from {run.checkpoint.load} at iteration {checkpoint.iteration}")
+    log(f" loading {fmt} checkpoint from {folder.parent} at iteration {checkpoint.iteration}")
     here = _Coordinates(tp_rank, run.distributed.tensor_model_parallel_size)
     strictness = run.checkpoint.dist_ckpt_strictness
 

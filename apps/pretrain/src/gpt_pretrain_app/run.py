@@ -28,7 +28,7 @@ from gpt_parallel.random import RNGStatesTracker, set_random_seed
 from gpt_tokenizers import TokenizerError
 
 from .checkpoint_args import apply_checkpoint_args
-from .checkpoint_load import check_load_flags, load_pretrained_weights
+from .checkpoint_load import check_load_flags, finetunes, load_pretrained_weights
 from .checkpointing import Checkpointer, check_save_flags
 from .cli import compile_choice
 from .data_setup import DataIterators, build_datasets_and_iterators, resolved_train_iters
@@ -231,7 +231,7 @@ def set_up(args: argparse.Namespace, guard_flags) -> Setup:
         f"({state.tp_rank}, {state.pp_rank}): {count_parameters(model)}"
     )
     checkpoint = None
-    if config.checkpoint.load:
+    if config.checkpoint.load or config.checkpoint.pretrained_checkpoint:
         checkpoint = load_pretrained_weights(
             _single_chunk(model),
             config,
@@ -241,7 +241,7 @@ def set_up(args: argparse.Namespace, guard_flags) -> Setup:
             log=out.log,
             warn=out.warn,
         )
-    resuming = checkpoint is not None and not config.checkpoint.finetune
+    resuming = checkpoint is not None and not finetunes(config)
     trainer_parts = _optimization(config, model, state)
     out.log(datetime_marker("after model, optimizer, and learning rate scheduler are built"))
 

@@ -136,7 +136,7 @@ class CheckpointingConfig:
         None,
         "--pretrained-checkpoint",
         help="Directory containing a pretrained model checkpoint for finetuning.",
-        status=NOT_IMPLEMENTED,
+        status=EFFECTIVE,
     )
     ckpt_step: int | None = flag(
         None,
