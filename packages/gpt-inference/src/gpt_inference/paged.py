@@ -95,36 +95,59 @@ class PagedKVCache:
         self.keys = torch.zeros(shape, dtype=layout.dtype, device=device)
         self.values = torch.zeros(shape, dtype=layout.dtype, device=device)
         self.rows: list[RowBinding] = []
+        self._step_index: tuple[int, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def bind(self, rows: list[RowBinding]) -> None:
         """The rows of the next forward step, in batch order."""
         self.rows = rows
+        self._step_index = None
 
-    def _slots(self, row: RowBinding, start: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _slots(self, row: RowBinding, start: int, count: int) -> torch.Tensor:
+        """Flat slot numbers (block * block_size + offset) of positions start .. start+count."""
         positions = torch.arange(start, start + count)
         size = self.layout.block_size
         blocks = torch.tensor(row.blocks, dtype=torch.long)[positions // size]
-        return blocks, positions % size
+        return blocks * size + positions % size
+
+    def _index(
+        self, s: int, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Where this step's [s, b] keys go and where the [longest, b] keys come from, once per
+        step (every layer uses the same slots). Past a row's length the read index repeats its
+        first slot: those keys are masked, so their values never count."""
+        if self._step_index is not None and self._step_index[0] == s:
+            return self._step_index[1:]
+        lengths = [row.cached + s for row in self.rows]
+        longest = max(lengths)
+        write = torch.stack([self._slots(row, row.cached, s) for row in self.rows], dim=1)
+        read = torch.stack(
+            [
+                torch.cat(
+                    [
+                        self._slots(row, 0, length),
+                        self._slots(row, 0, 1).expand(longest - length),
+                    ]
+                )
+                for row, length in zip(self.rows, lengths, strict=True)
+            ],
+            dim=1,
+        )
+        # Query i of row r sits at position cached_r + i and sees keys 0 .. cached_r + i.
+        query_pos = torch.arange(s)[None, :, None]
+        cached = torch.tensor([row.cached for row in self.rows])
+        key_pos = torch.arange(longest)[None, None, :]
+        mask = (key_pos > (cached[:, None, None] + query_pos))[:, None]
+        self._step_index = (s, write.to(device), read.to(device), mask.to(device))
+        return self._step_index[1:]
 
     def store_and_fetch(
         self, layer: int, key: torch.Tensor, value: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         s, b = key.shape[:2]
         assert b == len(self.rows), "bind the batch rows before the forward step"
-        lengths = [row.cached + s for row in self.rows]
-        longest = max(lengths)
-        keys = key.new_zeros((longest, b, *key.shape[2:]))
-        values = value.new_zeros((longest, b, *value.shape[2:]))
-        for r, row in enumerate(self.rows):
-            blocks, offsets = self._slots(row, row.cached, s)
-            self.keys[layer, blocks, offsets] = key[:, r]
-            self.values[layer, blocks, offsets] = value[:, r]
-            blocks, offsets = self._slots(row, 0, lengths[r])
-            keys[: lengths[r], r] = self.keys[layer, blocks, offsets]
-            values[: lengths[r], r] = self.values[layer, blocks, offsets]
-        # Query i of row r sits at position cached_r + i and sees keys 0 .. cached_r + i.
-        query_pos = torch.arange(s, device=key.device)[None, :, None]
-        cached = torch.tensor([row.cached for row in self.rows], device=key.device)
-        key_pos = torch.arange(longest, device=key.device)[None, None, :]
-        mask = key_pos > (cached[:, None, None] + query_pos)
-        return keys, values, mask[:, None]
+        write, read, mask = self._index(s, key.device)
+        keys = self.keys[layer].flatten(0, 1)  # [blocks * block_size, groups, head_dim], a view
+        values = self.values[layer].flatten(0, 1)
+        keys[write] = key
+        values[write] = value
+        return keys[read], values[read], mask
